@@ -1,0 +1,3 @@
+//! One module per `wasmgrid` subcommand.
+
+pub mod run;

@@ -1,0 +1,50 @@
+//! How a [`Runtime`](crate::Runtime) is set up: executor threads, memory
+//! ceiling, module cache, metering. Chosen once per process.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+/// Setup of a [`Runtime`](crate::Runtime). Per-task limits are in
+/// [`Limits`](crate::Limits); this is what the host machine allows at most.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// How many tasks run at once. Each runs on its own executor thread, so
+    /// this is also the number of cores tasks may keep busy. Defaults to the
+    /// machine's available parallelism.
+    pub max_concurrent_tasks: NonZeroUsize,
+    /// Largest [`Limits::memory_bytes`](crate::Limits::memory_bytes) a task may
+    /// ask for; sizes the pooling allocator's memory slots. 4 GiB is the whole
+    /// 32-bit address space of a wasm32 task.
+    pub max_memory_bytes: u64,
+    /// Cap on stderr. Diagnostics are kept for the issuer, but a task must not
+    /// use them as a free, unbounded output channel.
+    pub max_stderr_bytes: u64,
+    /// Directory for compiled modules, reused across restarts. `None` keeps
+    /// compiled modules in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// How many compiled modules stay in memory. Each holds its machine code;
+    /// the least recently used one is dropped beyond this.
+    pub max_cached_modules: usize,
+    /// Use wasmtime's pooling instance allocator: memory slots are reserved
+    /// once and recycled (zeroed) between tasks, which makes sandbox start
+    /// cheap. Falls back to on-demand allocation when the machine refuses the
+    /// reservation.
+    pub pooling: bool,
+    /// Count fuel. Only benchmarks turn this off, to measure what metering
+    /// costs; without it `fuel_consumed` is 0 and the fuel limit is ignored.
+    pub fuel_metering: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_concurrent_tasks: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+            max_memory_bytes: 4 << 30,
+            max_stderr_bytes: 64 << 10,
+            cache_dir: None,
+            max_cached_modules: 64,
+            pooling: true,
+            fuel_metering: true,
+        }
+    }
+}

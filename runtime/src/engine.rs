@@ -1,0 +1,206 @@
+//! The wasmtime engines, one per stack size class, all configured for
+//! determinism and metering, and the epoch ticker that enforces wall time.
+//!
+//! wasmtime fixes the wasm stack limit per engine, so each stack class
+//! ([`Limits::stack_class`](crate::Limits)) gets its own engine, created on
+//! first use; at most eight classes exist (64 KiB … 8 MiB).
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Linker, OperatorCost, PoolingAllocationConfig,
+};
+
+use crate::limiter::MAX_TABLE_ELEMENTS;
+use crate::outcome::METERING_VERSION;
+use crate::wasi::{self, TaskState};
+use crate::{RuntimeConfig, RuntimeError};
+
+/// How often the epoch advances. Wall-time limits are enforced to within one
+/// tick; 5 ms keeps that tight while costing one atomic add per engine.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Fuel per 64 KiB page requested by `memory.grow` (wasmtime charges none by
+/// default): growing memory makes the host map and later zero pages.
+const MEMORY_GROW_FUEL_PER_PAGE: u8 = 64;
+
+/// An engine for one stack class, with the WASI linker built for it.
+pub(crate) struct EngineClass {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<TaskState>,
+    pub(crate) stack_bytes: usize,
+    /// Identifies the engine's code generation settings: a compiled artifact
+    /// is only reused by an engine with the same fingerprint.
+    pub(crate) fingerprint: String,
+}
+
+/// All engines of a runtime.
+pub(crate) struct Engines {
+    config: RuntimeConfig,
+    classes: Mutex<HashMap<usize, Arc<EngineClass>>>,
+    /// What the epoch ticker advances.
+    ticked: Arc<Mutex<Vec<Engine>>>,
+    _ticker: EpochTicker,
+}
+
+impl Engines {
+    pub(crate) fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let ticked = Arc::new(Mutex::new(Vec::new()));
+        let ticker = EpochTicker::start(Arc::clone(&ticked))?;
+        Ok(Engines {
+            config,
+            classes: Mutex::new(HashMap::new()),
+            ticked,
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine for `stack_bytes` (a power of two), created on first use.
+    pub(crate) fn class(&self, stack_bytes: usize) -> Result<Arc<EngineClass>, RuntimeError> {
+        let mut classes = self.classes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(class) = classes.get(&stack_bytes) {
+            return Ok(Arc::clone(class));
+        }
+        let engine = build_engine(&self.config, stack_bytes)?;
+        let mut linker = Linker::new(&engine);
+        wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let class = Arc::new(EngineClass {
+            fingerprint: fingerprint(&engine),
+            engine: engine.clone(),
+            linker,
+            stack_bytes,
+        });
+        self.ticked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(engine);
+        classes.insert(stack_bytes, Arc::clone(&class));
+        Ok(class)
+    }
+}
+
+fn build_engine(config: &RuntimeConfig, stack_bytes: usize) -> Result<Engine, RuntimeError> {
+    let mut wasm = base_config(config, stack_bytes);
+    if config.pooling {
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
+        match Engine::new(&wasm) {
+            Ok(engine) => return Ok(engine),
+            Err(error) => tracing::warn!(
+                error = %format!("{error:#}"),
+                "pooling allocator unavailable, falling back to on-demand allocation"
+            ),
+        }
+        wasm.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    }
+    Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
+}
+
+/// Settings that make a task deterministic and metered.
+fn base_config(config: &RuntimeConfig, stack_bytes: usize) -> Config {
+    let mut wasm = Config::new();
+    wasm.consume_fuel(config.fuel_metering)
+        .epoch_interruption(true)
+        .max_wasm_stack(stack_bytes)
+        // wasmtime checks the wasm stack against the async stack even though
+        // tasks never run async; keep the unused async stack large enough.
+        .async_stack_size(stack_bytes + (1 << 20))
+        // NaN bit patterns are the one non-determinism of scalar and SIMD
+        // float arithmetic across CPUs.
+        .cranelift_nan_canonicalization(true)
+        .wasm_relaxed_simd(false)
+        .wasm_memory64(false)
+        .wasm_multi_memory(false)
+        // Backtraces cost time on every trap and name host internals;
+        // the trap kind is what the status reports.
+        .wasm_backtrace_max_frames(None);
+    if config.fuel_metering {
+        let mut costs = OperatorCost::new();
+        costs.variable.memory_grow_per_page = MEMORY_GROW_FUEL_PER_PAGE;
+        wasm.operator_cost(costs);
+    }
+    wasm
+}
+
+/// Slots for as many tasks as may run at once; each slot reserves address
+/// space (not memory) for a task's largest allowed linear memory.
+fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
+    let slots = u32::try_from(config.max_concurrent_tasks.get()).unwrap_or(u32::MAX);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots.saturating_mul(4))
+        .max_memories_per_module(1)
+        .max_tables_per_module(4)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX));
+    pool
+}
+
+/// A stable digest of what makes compiled code compatible with an engine.
+fn fingerprint(engine: &Engine) -> String {
+    struct ShaHasher(Sha256);
+    impl Hasher for ShaHasher {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut hasher = ShaHasher(Sha256::new());
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+    hasher.write(METERING_VERSION.as_bytes());
+    hex::encode(&hasher.0.finalize()[..16])
+}
+
+/// A thread that advances every engine's epoch each [`EPOCH_TICK`]; it stops
+/// when dropped.
+struct EpochTicker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engines: Arc<Mutex<Vec<Engine>>>) -> Result<Self, RuntimeError> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("wasmgrid-epoch".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
+                    for engine in engines
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .iter()
+                    {
+                        engine.increment_epoch();
+                    }
+                }
+            })
+            .map_err(RuntimeError::Thread)?;
+        Ok(EpochTicker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Epoch ticks that cover `wall_time`, plus one for the tick in progress.
+pub(crate) fn deadline_ticks(wall_time: Duration) -> u64 {
+    let ticks = wall_time.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
+    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+}

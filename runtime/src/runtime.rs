@@ -1,0 +1,206 @@
+//! [`Runtime`]: the public entry point. Validates limits, finds or compiles
+//! the module, and runs the task on an executor thread.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::artifact_dir::ArtifactDir;
+use crate::engine::Engines;
+use crate::executor::Executor;
+use crate::limits::{MAX_STACK_BYTES, MIN_STACK_BYTES};
+use crate::module_cache::ModuleCache;
+use crate::module_hash::TaskModule;
+use crate::outcome::{METERING_VERSION, Outcome, Status, Usage};
+use crate::{Limits, RuntimeConfig, RuntimeError, sandbox};
+
+/// Largest fuel limit: wasmtime keeps fuel in an `i64`.
+pub const MAX_FUEL: u64 = i64::MAX as u64;
+
+/// The sandbox. One per process: it owns the engines, the compiled-module
+/// cache and the task threads. Cheap to clone and safe to share between
+/// threads and async tasks.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RuntimeConfig,
+    engines: Engines,
+    modules: ModuleCache,
+    executor: Executor,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Sets up the engines, the module cache and the task threads.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let disk = config
+            .cache_dir
+            .as_deref()
+            .map(ArtifactDir::open)
+            .transpose()?;
+        let inner = Inner {
+            engines: Engines::new(config.clone())?,
+            modules: ModuleCache::new(config.max_cached_modules, disk),
+            executor: Executor::start(config.max_concurrent_tasks.get())?,
+            config,
+        };
+        Ok(Runtime {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The runtime's setup.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The fuel rules this runtime meters by (see [`METERING_VERSION`]).
+    pub fn metering_version(&self) -> &'static str {
+        METERING_VERSION
+    }
+
+    /// Runs one task: `module` with `input` on stdin, under `limits`, with
+    /// `random_get` seeded by `seed`. Waits for a free task thread.
+    ///
+    /// A task's own failure (bad module, trap, limit) is an `Ok` outcome with
+    /// its [`Status`]; `Err` means the host could not run it at all.
+    pub async fn run(
+        &self,
+        module: &TaskModule,
+        input: Vec<u8>,
+        limits: &Limits,
+        seed: u64,
+    ) -> Result<Outcome, RuntimeError> {
+        let (done, outcome) = oneshot::channel();
+        self.submit(module, input, limits, seed, move |result| {
+            let _ = done.send(result);
+        })?;
+        outcome.await.map_err(|_| RuntimeError::TaskPanicked)?
+    }
+
+    /// [`Runtime::run`] for callers without an async runtime; blocks.
+    pub fn run_blocking(
+        &self,
+        module: &TaskModule,
+        input: Vec<u8>,
+        limits: &Limits,
+        seed: u64,
+    ) -> Result<Outcome, RuntimeError> {
+        let (done, outcome) = std::sync::mpsc::channel();
+        self.submit(module, input, limits, seed, move |result| {
+            let _ = done.send(result);
+        })?;
+        outcome.recv().map_err(|_| RuntimeError::TaskPanicked)?
+    }
+
+    /// Compiles `module` for `limits`' stack class ahead of its first task,
+    /// e.g. when an agent fetches it. Returns why it cannot run, if it cannot.
+    pub async fn prepare(&self, module: &TaskModule, limits: &Limits) -> Result<(), RuntimeError> {
+        let (done, prepared) = oneshot::channel();
+        let inner = Arc::clone(&self.inner);
+        let module = module.clone();
+        let stack = limits.stack_class();
+        self.inner.executor.submit(move || {
+            let result = inner
+                .engines
+                .class(stack)
+                .map(|class| inner.modules.get(&class, &module).map(|_| ()));
+            let _ = done.send(result);
+        })?;
+        match prepared.await.map_err(|_| RuntimeError::TaskPanicked)?? {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(RuntimeError::InvalidModule(reason)),
+        }
+    }
+
+    /// True if `module` is compiled and in memory for `limits`' stack class.
+    pub fn is_prepared(&self, module: &TaskModule, limits: &Limits) -> bool {
+        self.inner
+            .engines
+            .class(limits.stack_class())
+            .is_ok_and(|class| self.inner.modules.contains(&class, module.hash()))
+    }
+
+    fn submit(
+        &self,
+        module: &TaskModule,
+        input: Vec<u8>,
+        limits: &Limits,
+        seed: u64,
+        done: impl FnOnce(Result<Outcome, RuntimeError>) + Send + 'static,
+    ) -> Result<(), RuntimeError> {
+        self.check_limits(limits)?;
+        let inner = Arc::clone(&self.inner);
+        let module = module.clone();
+        let limits = limits.clone();
+        self.inner
+            .executor
+            .submit(move || done(inner.execute(&module, input, &limits, seed)))
+    }
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), RuntimeError> {
+        let config = &self.inner.config;
+        let invalid = |why: String| Err(RuntimeError::InvalidLimits(why));
+        if limits.memory_bytes > config.max_memory_bytes {
+            return invalid(format!(
+                "memory {} bytes is above this runtime's maximum of {}",
+                limits.memory_bytes, config.max_memory_bytes
+            ));
+        }
+        if limits.fuel > MAX_FUEL {
+            return invalid(format!(
+                "fuel {} is above the maximum {MAX_FUEL}",
+                limits.fuel
+            ));
+        }
+        if !(MIN_STACK_BYTES..=MAX_STACK_BYTES).contains(&limits.max_stack_bytes) {
+            return invalid(format!(
+                "stack {} bytes is outside {MIN_STACK_BYTES}..={MAX_STACK_BYTES}",
+                limits.max_stack_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Runs on a task thread.
+    fn execute(
+        &self,
+        module: &TaskModule,
+        input: Vec<u8>,
+        limits: &Limits,
+        seed: u64,
+    ) -> Result<Outcome, RuntimeError> {
+        let class = self.engines.class(limits.stack_class())?;
+        match self.modules.get(&class, module) {
+            Ok(prepared) => Ok(sandbox::run(
+                &class,
+                &prepared,
+                &self.config,
+                input,
+                limits,
+                seed,
+            )),
+            Err(reason) => Ok(Outcome {
+                status: Status::InvalidModule(reason),
+                output: Vec::new(),
+                stderr: Vec::new(),
+                usage: Usage {
+                    metering_version: METERING_VERSION,
+                    ..Usage::default()
+                },
+            }),
+        }
+    }
+}
