@@ -1,0 +1,50 @@
+//! [`BrokerConfig`]: what a broker is started with, and why each default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The broker's settings.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Where the store (`broker.sqlite`) lives.
+    pub data_dir: PathBuf,
+    /// How long a lease lasts without a report or an extension. Agents extend
+    /// every third of it, so a live agent misses three heartbeats before its
+    /// task is reissued; a dead one delays its tasks by at most this long.
+    pub lease_timeout: Duration,
+    /// How long an offer is held for the agent it was made to. Offers are
+    /// accepted within one round trip; a short hold returns unaccepted tasks
+    /// to the queue quickly.
+    pub offer_hold: Duration,
+    /// How often expired leases are looked for.
+    pub expiry_interval: Duration,
+    /// Most offers made in one answer, whatever capacity the agent declares.
+    pub max_offers_per_request: usize,
+    /// Largest module accepted, in bytes. Modules are compiled by every agent
+    /// that runs them: 128 MiB is far beyond real tasks and bounds the cost.
+    pub max_module_bytes: u64,
+    /// Largest total input of one workload, in bytes. A submit is held in
+    /// memory until its end marker, so this bounds the broker's memory.
+    pub max_workload_input_bytes: u64,
+    /// Most tasks in one workload.
+    pub max_tasks_per_workload: u32,
+    /// Wait between pushes of `WatchProgress` when nothing changed.
+    pub progress_interval: Duration,
+}
+
+impl BrokerConfig {
+    /// Defaults with the given data dir.
+    pub fn new(data_dir: PathBuf) -> Self {
+        BrokerConfig {
+            data_dir,
+            lease_timeout: Duration::from_secs(30),
+            offer_hold: Duration::from_secs(5),
+            expiry_interval: Duration::from_millis(250),
+            max_offers_per_request: 64,
+            max_module_bytes: 128 << 20,
+            max_workload_input_bytes: 512 << 20,
+            max_tasks_per_workload: 10_000_000,
+            progress_interval: Duration::from_millis(200),
+        }
+    }
+}

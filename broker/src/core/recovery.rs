@@ -1,0 +1,56 @@
+//! Rebuilding the scheduler from the store at start: every running workload
+//! with its pending tasks, their active leases (which expire as usual if
+//! their agent is gone) and their reports so far. Workloads whose tasks all
+//! finished before a crash are aggregated now.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use crate::core::Broker;
+use crate::core::report::settle_task;
+use crate::error::BrokerResult;
+use crate::ids::now_ms;
+use crate::scheduler::verdict::{Verdict, judge};
+use crate::store::leases::LeaseRow;
+use crate::store::{leases, tasks, workloads};
+
+impl Broker {
+    pub(crate) async fn recover(self: &Arc<Self>) -> BrokerResult<()> {
+        let _ = self.me.set(Arc::downgrade(self));
+        let mut scheduler = self.scheduler.lock().await;
+        let mut conn = self.store.pool().acquire().await?;
+        let running = workloads::list(&mut conn, true).await?;
+        let mut complete = Vec::new();
+        for workload in running {
+            let mut by_task: BTreeMap<u32, Vec<LeaseRow>> = BTreeMap::new();
+            for lease in leases::of_workload(&mut conn, &workload.id).await? {
+                by_task.entry(lease.index).or_default().push(lease);
+            }
+            let mut pending = Vec::new();
+            for index in tasks::pending(&mut conn, &workload.id).await? {
+                let runs = by_task.remove(&index).unwrap_or_default();
+                match judge(&runs, workload.replicas, workload.max_attempts) {
+                    Verdict::Pending(progress) => {
+                        let agents: HashSet<String> =
+                            runs.iter().map(|lease| lease.agent_id.clone()).collect();
+                        pending.push((index, progress, agents));
+                    }
+                    _ => {
+                        settle_task(&mut conn, &workload, index, now_ms()).await?;
+                    }
+                }
+            }
+            if pending.is_empty() {
+                complete.push(workload.id.clone());
+            }
+            tracing::info!(workload = %workload.id, pending = pending.len(), "workload recovered");
+            scheduler.add_workload(Arc::new(workload), pending);
+        }
+        drop(scheduler);
+        drop(conn);
+        for workload_id in complete {
+            self.spawn_aggregation(workload_id);
+        }
+        Ok(())
+    }
+}

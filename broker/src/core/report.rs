@@ -1,0 +1,209 @@
+//! Results: storing a report on its lease and settling the task from all
+//! its leases, in one transaction.
+
+use sha2::{Digest, Sha256};
+use sqlx::SqliteConnection;
+use wasmgrid_runtime::Status;
+
+use crate::core::Broker;
+use crate::error::{BrokerError, BrokerResult};
+use crate::ids::now_ms;
+use crate::scheduler::verdict::{Verdict, judge};
+use crate::scheduler::{Scheduler, TaskKey};
+use crate::store::events::{self, TaskEvent};
+use crate::store::leases::{self, LeaseRow, LeaseState, Report};
+use crate::store::tasks::{self, AcceptedResult};
+use crate::store::workloads::{self, WorkloadRow};
+
+/// A result as received from an agent.
+#[derive(Debug)]
+pub struct IncomingReport {
+    pub lease_id: String,
+    pub status: Status,
+    pub output: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub fuel_consumed: u64,
+    pub peak_memory: u64,
+    pub wall_time_ms: u64,
+    pub metering_version: String,
+}
+
+impl Broker {
+    /// Records a report. Idempotent: a repeated report of a lease changes
+    /// nothing and answers as the first did. Returns whether it counted.
+    pub async fn report(&self, agent_id: &str, report: IncomingReport) -> BrokerResult<bool> {
+        let now = now_ms();
+        let mut scheduler = self.scheduler.lock().await;
+        let mut tx = self.store.pool().begin().await?;
+        let lease = owned_lease(&mut tx, agent_id, &report.lease_id).await?;
+        if lease.status.is_some() {
+            // Already reported: the first report stands.
+            return Ok(lease.counted);
+        }
+        let workload = workloads::require(&mut tx, &lease.workload_id).await?;
+        if report.output.len() as u64 > workload.limits.max_output_bytes {
+            return Err(BrokerError::invalid(format!(
+                "output of {} bytes exceeds the workload's cap of {}",
+                report.output.len(),
+                workload.limits.max_output_bytes
+            )));
+        }
+        let counted = lease.state == LeaseState::Active;
+        let output_sha256 = hex::encode(Sha256::digest(&report.output));
+        let stored = Report {
+            status: &report.status,
+            output: &report.output,
+            output_sha256: &output_sha256,
+            stderr: &report.stderr,
+            fuel_consumed: report.fuel_consumed,
+            peak_memory: report.peak_memory,
+            wall_time_ms: report.wall_time_ms,
+            metering_version: &report.metering_version,
+        };
+        leases::report(&mut tx, &lease.id, &stored, counted, now).await?;
+        let detail = Some(format!("{} fuel={}", report.status, report.fuel_consumed));
+        events::record(
+            &mut tx,
+            TaskEvent {
+                workload_id: &lease.workload_id,
+                index: lease.index,
+                event: if counted { "reported" } else { "reported-late" },
+                lease_id: Some(&lease.id),
+                agent_id: Some(agent_id),
+                at_ms: now,
+                detail,
+            },
+        )
+        .await?;
+        let verdict = if counted {
+            settle_task(&mut tx, &workload, lease.index, now).await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        if counted {
+            let task = (lease.workload_id.clone(), lease.index);
+            let complete = apply_verdict(&mut scheduler, &task, verdict.as_ref());
+            drop(scheduler);
+            if complete {
+                self.spawn_aggregation(lease.workload_id);
+            }
+        }
+        self.changed();
+        Ok(counted)
+    }
+}
+
+/// The lease, checked to belong to `agent_id`.
+pub(crate) async fn owned_lease(
+    conn: &mut SqliteConnection,
+    agent_id: &str,
+    lease_id: &str,
+) -> BrokerResult<LeaseRow> {
+    let lease = leases::get(conn, lease_id)
+        .await?
+        .ok_or_else(|| BrokerError::not_found(format!("lease {lease_id} not found")))?;
+    if lease.agent_id != agent_id {
+        return Err(BrokerError::PermissionDenied(format!(
+            "lease {lease_id} belongs to another agent"
+        )));
+    }
+    Ok(lease)
+}
+
+/// Judges a pending task from its leases and, if it is done or failed,
+/// records that. Returns the verdict, or `None` if the task was no longer
+/// pending.
+pub(crate) async fn settle_task(
+    conn: &mut SqliteConnection,
+    workload: &WorkloadRow,
+    index: u32,
+    now: i64,
+) -> BrokerResult<Option<Verdict>> {
+    let all = leases::of_task(conn, &workload.id, index).await?;
+    let verdict = judge(&all, workload.replicas, workload.max_attempts);
+    let changed = match &verdict {
+        Verdict::Done { lease_id } => {
+            let Some(winner) = all.iter().find(|lease| &lease.id == lease_id) else {
+                return Ok(None);
+            };
+            let output = leases::output(conn, lease_id).await?;
+            let accepted = AcceptedResult {
+                output: &output,
+                status: &Status::Ok,
+                fuel_consumed: winner.fuel_consumed,
+                peak_memory: 0,
+                wall_time_ms: winner.wall_time_ms,
+            };
+            let done = tasks::mark_done(conn, &workload.id, index, &accepted, now).await?;
+            if done {
+                record(conn, workload, index, "done", Some(winner), None, now).await?;
+            }
+            done
+        }
+        Verdict::Failed {
+            reason,
+            last_status,
+        } => {
+            let failed =
+                tasks::mark_failed(conn, &workload.id, index, last_status.as_ref(), reason, now)
+                    .await?;
+            if failed {
+                record(
+                    conn,
+                    workload,
+                    index,
+                    "failed",
+                    None,
+                    Some(reason.clone()),
+                    now,
+                )
+                .await?;
+            }
+            failed
+        }
+        Verdict::Pending(_) => true,
+    };
+    Ok(changed.then_some(verdict))
+}
+
+async fn record(
+    conn: &mut SqliteConnection,
+    workload: &WorkloadRow,
+    index: u32,
+    event: &str,
+    lease: Option<&LeaseRow>,
+    detail: Option<String>,
+    now: i64,
+) -> BrokerResult<()> {
+    events::record(
+        conn,
+        TaskEvent {
+            workload_id: &workload.id,
+            index,
+            event,
+            lease_id: lease.map(|l| l.id.as_str()),
+            agent_id: lease.map(|l| l.agent_id.as_str()),
+            at_ms: now,
+            detail,
+        },
+    )
+    .await
+}
+
+/// Applies a settled verdict to the scheduler after one run of `task`
+/// reported. Returns true when the workload has no pending task left.
+pub(crate) fn apply_verdict(
+    scheduler: &mut Scheduler,
+    task: &TaskKey,
+    verdict: Option<&Verdict>,
+) -> bool {
+    match verdict {
+        Some(Verdict::Pending(progress)) => {
+            scheduler.run_reported(task, progress);
+            false
+        }
+        Some(Verdict::Done { .. } | Verdict::Failed { .. }) => scheduler.task_finished(task),
+        None => false,
+    }
+}

@@ -1,0 +1,30 @@
+//! The wasmgrid broker: takes workloads from issuers, offers their tasks to
+//! volunteer agents, leases, reissues, verifies by replication, aggregates
+//! and returns the end result. gRPC (tonic) in front, SQLite behind.
+//!
+//! # Layout
+//! - `server`: [`serve`] a broker on a listener, with lease expiry.
+//! - `core`: [`Broker`], every operation as a store transaction plus a
+//!   scheduler update.
+//! - `scheduler`: in-memory queues, fairness, offers, and task verdicts.
+//! - `store`: the SQLite store, one module per table.
+//! - `service`: the gRPC services (agent, issuer, admin).
+//! - `config`: [`BrokerConfig`]; `error`: [`BrokerError`] and its gRPC codes;
+//!   `ids`: ids, tokens, seeds and time.
+
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod ids;
+pub mod scheduler;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use config::BrokerConfig;
+pub use core::Broker;
+pub use error::BrokerError;
+pub use server::serve;
+
+/// The file in the data dir where a running broker writes its address.
+pub const ADDRESS_FILE: &str = "broker.addr";

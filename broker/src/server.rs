@@ -1,0 +1,56 @@
+//! Serving a broker on a listener the caller brings (tests bind
+//! `127.0.0.1:0`), until the shutdown future resolves; with the lease-expiry
+//! loop running beside it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use wasmgrid_proto::MAX_MESSAGE_BYTES;
+use wasmgrid_proto::v1::admin_service_server::AdminServiceServer;
+use wasmgrid_proto::v1::agent_service_server::AgentServiceServer;
+use wasmgrid_proto::v1::issuer_service_server::IssuerServiceServer;
+
+use crate::core::Broker;
+use crate::error::BrokerResult;
+use crate::service::{AdminApi, AgentApi, IssuerApi};
+
+/// Serves `broker` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> BrokerResult<()> {
+    let expiry = tokio::spawn(expire_leases(Arc::clone(&broker)));
+    let agent = AgentServiceServer::new(AgentApi::new(Arc::clone(&broker)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let issuer = IssuerServiceServer::new(IssuerApi::new(Arc::clone(&broker)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let admin = AdminServiceServer::new(AdminApi::new(Arc::clone(&broker)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let served = Server::builder()
+        .add_service(agent)
+        .add_service(issuer)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    expiry.abort();
+    served?;
+    Ok(())
+}
+
+async fn expire_leases(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(broker.config().expiry_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = broker.expire_due().await {
+            tracing::error!(%error, "expiring leases failed; retrying");
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `AdminService`: the operator's lists of agents and workloads.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use wasmgrid_proto::v1;
+use wasmgrid_proto::v1::admin_service_server::AdminService;
+
+use crate::core::Broker;
+use crate::error::BrokerError;
+use crate::service::convert::workload_status;
+use crate::store::{agents, workloads};
+
+/// The admin service over a broker.
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    broker: Arc<Broker>,
+}
+
+impl AdminApi {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        AdminApi { broker }
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn list_agents(
+        &self,
+        _: Request<v1::ListAgentsRequest>,
+    ) -> Result<Response<v1::ListAgentsResponse>, Status> {
+        let mut conn = self
+            .broker
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .map_err(BrokerError::from)?;
+        let agents = agents::list_with_stats(&mut conn)
+            .await?
+            .into_iter()
+            .map(|stats| v1::AgentInfo {
+                agent_id: stats.agent.id,
+                name: stats.agent.name,
+                os: stats.agent.os,
+                arch: stats.agent.arch,
+                cores: stats.agent.cores,
+                memory_bytes: stats.agent.memory_bytes,
+                slots: stats.agent.slots,
+                registered_unix_ms: stats.agent.registered_ms,
+                last_seen_unix_ms: stats.agent.last_seen_ms,
+                tasks_ok: stats.tasks_ok,
+                tasks_failed: stats.tasks_failed,
+                fuel_consumed: stats.fuel_consumed,
+                busy_ms: stats.busy_ms,
+                version: stats.agent.version,
+            })
+            .collect();
+        Ok(Response::new(v1::ListAgentsResponse { agents }))
+    }
+
+    async fn list_workloads(
+        &self,
+        _: Request<v1::ListWorkloadsRequest>,
+    ) -> Result<Response<v1::ListWorkloadsResponse>, Status> {
+        let mut conn = self
+            .broker
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .map_err(BrokerError::from)?;
+        let mut statuses = Vec::new();
+        for workload in workloads::list(&mut conn, false).await? {
+            statuses.push(workload_status(&mut conn, &workload).await?);
+        }
+        Ok(Response::new(v1::ListWorkloadsResponse {
+            workloads: statuses,
+        }))
+    }
+}

@@ -1,0 +1,230 @@
+//! `AgentService`: every call but `Register` is authenticated by the bearer
+//! token in the `authorization` metadata.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use wasmgrid_proto::v1::agent_service_server::AgentService;
+use wasmgrid_proto::v1::{self, TaskRef};
+use wasmgrid_proto::{MODULE_CHUNK_BYTES, limits_to_wire, status_from_wire, usage_from_wire};
+
+use crate::core::parse_sha256;
+use crate::core::{Broker, IncomingReport};
+use crate::error::BrokerError;
+use crate::store::agents::AgentRow;
+use crate::store::{leases, modules};
+
+/// How long an agent waits before asking again when there is no work.
+const RETRY_WHEN_IDLE_MS: u32 = 250;
+
+/// The agent service over a broker.
+#[derive(Debug, Clone)]
+pub struct AgentApi {
+    broker: Arc<Broker>,
+}
+
+impl AgentApi {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        AgentApi { broker }
+    }
+
+    async fn agent<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let header = request.metadata().get("authorization").ok_or_else(|| {
+            Status::unauthenticated("missing authorization: Bearer <agent token>")
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated("authorization must be `Bearer <agent token>`")
+            })?;
+        Ok(self.broker.authenticate(token.trim()).await?)
+    }
+}
+
+fn task_key(task: Option<&TaskRef>) -> Result<(String, u32), Status> {
+    let task = task.ok_or_else(|| Status::invalid_argument("missing task"))?;
+    Ok((task.workload_id.clone(), task.index))
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn register(
+        &self,
+        request: Request<v1::RegisterRequest>,
+    ) -> Result<Response<v1::RegisterResponse>, Status> {
+        let r = request.into_inner();
+        let agent = AgentRow {
+            id: String::new(),
+            name: r.name,
+            os: r.os,
+            arch: r.arch,
+            cores: r.cores,
+            memory_bytes: r.memory_bytes,
+            slots: r.slots,
+            version: r.version,
+            registered_ms: 0,
+            last_seen_ms: 0,
+        };
+        let (agent_id, token) = self.broker.register(agent).await?;
+        Ok(Response::new(v1::RegisterResponse { agent_id, token }))
+    }
+
+    async fn request_work(
+        &self,
+        request: Request<v1::RequestWorkRequest>,
+    ) -> Result<Response<v1::RequestWorkResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let r = request.into_inner();
+        let offered = self
+            .broker
+            .request_work(&agent, r.capacity, r.free_memory_bytes)
+            .await;
+        let offers: Vec<v1::Offer> = offered
+            .iter()
+            .map(|offer| v1::Offer {
+                task: Some(TaskRef {
+                    workload_id: offer.workload.id.clone(),
+                    index: offer.index,
+                }),
+                limits: Some(limits_to_wire(&offer.workload.limits)),
+                module_sha256: offer.workload.module_sha256.clone(),
+                credits_per_fuel: offer.workload.credits_per_fuel,
+                estimated_fuel: offer.workload.limits.fuel,
+                expires_unix_ms: offer.expires_ms,
+            })
+            .collect();
+        let retry_after_ms = if offers.is_empty() {
+            RETRY_WHEN_IDLE_MS
+        } else {
+            0
+        };
+        Ok(Response::new(v1::RequestWorkResponse {
+            offers,
+            retry_after_ms,
+        }))
+    }
+
+    async fn accept_offers(
+        &self,
+        request: Request<v1::AcceptOffersRequest>,
+    ) -> Result<Response<v1::AcceptOffersResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let tasks = request
+            .into_inner()
+            .tasks
+            .iter()
+            .map(|task| task_key(Some(task)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let lease_ms =
+            u64::try_from(self.broker.config().lease_timeout.as_millis()).unwrap_or(u64::MAX);
+        let (granted, rejected) = self.broker.accept(&agent, &tasks).await?;
+        let leases = granted
+            .into_iter()
+            .map(|lease| v1::Lease {
+                lease_id: lease.lease_id,
+                task: Some(TaskRef {
+                    workload_id: lease.workload.id.clone(),
+                    index: lease.index,
+                }),
+                module_sha256: lease.workload.module_sha256.clone(),
+                limits: Some(limits_to_wire(&lease.workload.limits)),
+                input: lease.input,
+                seed: lease.seed,
+                deadline_unix_ms: lease.deadline_ms,
+                lease_ms,
+            })
+            .collect();
+        let rejected = rejected
+            .into_iter()
+            .map(|(workload_id, index)| TaskRef { workload_id, index })
+            .collect();
+        Ok(Response::new(v1::AcceptOffersResponse { leases, rejected }))
+    }
+
+    type FetchModuleStream = Pin<Box<dyn Stream<Item = Result<v1::ModuleChunk, Status>> + Send>>;
+
+    async fn fetch_module(
+        &self,
+        request: Request<v1::FetchModuleRequest>,
+    ) -> Result<Response<Self::FetchModuleStream>, Status> {
+        let agent = self.agent(&request).await?;
+        let sha256 = parse_sha256(&request.get_ref().sha256, "sha256")?.to_hex();
+        let mut conn = self
+            .broker
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .map_err(BrokerError::from)?;
+        if !leases::agent_may_fetch(&mut conn, &agent, &sha256).await? {
+            return Err(Status::permission_denied(format!(
+                "module {sha256} is not the module of a task this agent leases"
+            )));
+        }
+        let bytes = modules::get(&mut conn, &sha256)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("module {sha256} not found")))?;
+        let total_size = bytes.len() as u64;
+        let chunks: Vec<Result<v1::ModuleChunk, Status>> = bytes
+            .chunks(MODULE_CHUNK_BYTES)
+            .enumerate()
+            .map(|(i, chunk)| {
+                Ok(v1::ModuleChunk {
+                    data: chunk.to_vec(),
+                    total_size: if i == 0 { total_size } else { 0 },
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn extend_lease(
+        &self,
+        request: Request<v1::ExtendLeaseRequest>,
+    ) -> Result<Response<v1::ExtendLeaseResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let deadline_unix_ms = self
+            .broker
+            .extend(&agent, &request.get_ref().lease_id)
+            .await?;
+        Ok(Response::new(v1::ExtendLeaseResponse { deadline_unix_ms }))
+    }
+
+    async fn report_result(
+        &self,
+        request: Request<v1::ReportResultRequest>,
+    ) -> Result<Response<v1::ReportResultResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let r = request.into_inner();
+        let status = status_from_wire(r.status.as_ref())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (usage, metering_version) = usage_from_wire(r.usage.as_ref())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let report = IncomingReport {
+            lease_id: r.lease_id,
+            status,
+            output: r.output,
+            stderr: r.stderr,
+            fuel_consumed: usage.fuel_consumed,
+            peak_memory: usage.peak_memory_bytes,
+            wall_time_ms: u64::try_from(usage.wall_time.as_millis()).unwrap_or(u64::MAX),
+            metering_version,
+        };
+        let counted = self.broker.report(&agent, report).await?;
+        Ok(Response::new(v1::ReportResultResponse { counted }))
+    }
+
+    async fn release_lease(
+        &self,
+        request: Request<v1::ReleaseLeaseRequest>,
+    ) -> Result<Response<v1::ReleaseLeaseResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let r = request.into_inner();
+        self.broker.release(&agent, &r.lease_id, &r.reason).await?;
+        Ok(Response::new(v1::ReleaseLeaseResponse {}))
+    }
+}

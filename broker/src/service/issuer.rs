@@ -1,0 +1,264 @@
+//! `IssuerService`: submit, follow and collect workloads.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use wasmgrid_proto::v1::issuer_service_server::IssuerService;
+use wasmgrid_proto::v1::{self, result_item};
+use wasmgrid_proto::{status_to_wire, usage_to_wire};
+use wasmgrid_runtime::{METERING_VERSION, Usage};
+
+use crate::core::Broker;
+use crate::error::{BrokerError, BrokerResult};
+use crate::service::convert::{workload_state, workload_status};
+use crate::service::submit_stream;
+use crate::store::leases::LeaseState;
+use crate::store::{leases, tasks, workloads};
+
+/// Task results read from the store per page when streaming results.
+const RESULTS_PAGE: u32 = 256;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The issuer service over a broker.
+#[derive(Debug, Clone)]
+pub struct IssuerApi {
+    broker: Arc<Broker>,
+}
+
+impl IssuerApi {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        IssuerApi { broker }
+    }
+
+    async fn status(&self, workload_id: &str) -> BrokerResult<v1::WorkloadStatus> {
+        let mut conn = self.broker.store().pool().acquire().await?;
+        let workload = workloads::require(&mut conn, workload_id).await?;
+        workload_status(&mut conn, &workload).await
+    }
+}
+
+#[tonic::async_trait]
+impl IssuerService for IssuerApi {
+    async fn submit_workload(
+        &self,
+        request: Request<Streaming<v1::SubmitWorkloadRequest>>,
+    ) -> Result<Response<v1::SubmitWorkloadResponse>, Status> {
+        let mut stream = request.into_inner();
+        let submission = submit_stream::receive(&mut stream, self.broker.config()).await?;
+        let (workload_id, task_count) = self.broker.submit(submission).await?;
+        Ok(Response::new(v1::SubmitWorkloadResponse {
+            workload_id,
+            task_count,
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<v1::WorkloadRequest>,
+    ) -> Result<Response<v1::WorkloadStatus>, Status> {
+        Ok(Response::new(
+            self.status(&request.get_ref().workload_id).await?,
+        ))
+    }
+
+    type WatchProgressStream = BoxStream<v1::WorkloadStatus>;
+
+    async fn watch_progress(
+        &self,
+        request: Request<v1::WorkloadRequest>,
+    ) -> Result<Response<Self::WatchProgressStream>, Status> {
+        let workload_id = request.into_inner().workload_id;
+        let first = self.status(&workload_id).await?;
+        let (sender, receiver) = mpsc::channel(4);
+        let api = self.clone();
+        let mut changes = self.broker.subscribe();
+        let interval = self.broker.config().progress_interval;
+        tokio::spawn(async move {
+            let mut last = first;
+            if sender.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            while last.state == v1::WorkloadState::Running as i32 {
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    () = tokio::time::sleep(interval * 10) => {}
+                }
+                // Coalesce bursts of changes into one update per interval.
+                tokio::time::sleep(interval).await;
+                let status = match api.status(&workload_id).await {
+                    Ok(status) => status,
+                    Err(error) => {
+                        let _ = sender.send(Err(error.into())).await;
+                        return;
+                    }
+                };
+                if status != last {
+                    if sender.send(Ok(status.clone())).await.is_err() {
+                        return;
+                    }
+                    last = status;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    type FetchResultsStream = BoxStream<v1::ResultItem>;
+
+    async fn fetch_results(
+        &self,
+        request: Request<v1::WorkloadRequest>,
+    ) -> Result<Response<Self::FetchResultsStream>, Status> {
+        let workload_id = request.into_inner().workload_id;
+        let mut conn = self
+            .broker
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .map_err(BrokerError::from)?;
+        let workload = workloads::require(&mut conn, &workload_id).await?;
+        if !workload.state.is_final() {
+            let counts = workloads::counts(&mut conn, &workload_id).await?;
+            return Err(Status::failed_precondition(format!(
+                "workload {workload_id} is still running ({} of {} tasks done)",
+                counts.done, workload.task_count
+            )));
+        }
+        drop(conn);
+        let (sender, receiver) = mpsc::channel(16);
+        let broker = Arc::clone(&self.broker);
+        tokio::spawn(async move {
+            if let Err(error) = stream_results(&broker, &workload_id, &sender).await {
+                let _ = sender.send(Err(error.into())).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<v1::WorkloadRequest>,
+    ) -> Result<Response<v1::CancelResponse>, Status> {
+        let state = self.broker.cancel(&request.get_ref().workload_id).await?;
+        Ok(Response::new(v1::CancelResponse {
+            state: workload_state(state) as i32,
+        }))
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<v1::WorkloadRequest>,
+    ) -> Result<Response<v1::ListTasksResponse>, Status> {
+        let workload_id = &request.get_ref().workload_id;
+        let mut conn = self
+            .broker
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .map_err(BrokerError::from)?;
+        workloads::require(&mut conn, workload_id).await?;
+        let states = tasks::states(&mut conn, workload_id).await?;
+        let all_leases = leases::of_workload(&mut conn, workload_id).await?;
+        let mut infos: Vec<v1::TaskInfo> = states
+            .into_iter()
+            .map(|(index, state)| v1::TaskInfo {
+                index,
+                state: task_state(&state) as i32,
+                attempts: 0,
+                history: Vec::new(),
+            })
+            .collect();
+        for lease in all_leases {
+            let Some(info) = infos.get_mut(lease.index as usize) else {
+                continue;
+            };
+            info.attempts += 1;
+            if lease.state == LeaseState::Active && info.state == v1::TaskState::Queued as i32 {
+                info.state = v1::TaskState::Leased as i32;
+            }
+            info.history.push(v1::TaskAttempt {
+                lease_id: lease.id,
+                agent_id: lease.agent_id,
+                state: lease.state.as_str().to_owned(),
+                started_unix_ms: lease.started_ms,
+                ended_unix_ms: lease.ended_ms.unwrap_or(0),
+                status: lease.status.as_ref().map(status_to_wire),
+                fuel_consumed: lease.fuel_consumed,
+            });
+        }
+        Ok(Response::new(v1::ListTasksResponse { tasks: infos }))
+    }
+}
+
+fn task_state(state: &str) -> v1::TaskState {
+    match state {
+        "pending" => v1::TaskState::Queued,
+        "done" => v1::TaskState::Done,
+        "failed" => v1::TaskState::Failed,
+        "cancelled" => v1::TaskState::Cancelled,
+        _ => v1::TaskState::Unspecified,
+    }
+}
+
+async fn stream_results(
+    broker: &Broker,
+    workload_id: &str,
+    sender: &mpsc::Sender<Result<v1::ResultItem, Status>>,
+) -> BrokerResult<()> {
+    let mut from = 0;
+    loop {
+        let mut conn = broker.store().pool().acquire().await?;
+        let page = tasks::results_page(&mut conn, workload_id, from, RESULTS_PAGE).await?;
+        drop(conn);
+        let Some(last) = page.last() else { break };
+        from = last.index + 1;
+        for row in page {
+            let usage = Usage {
+                fuel_consumed: row.fuel_consumed,
+                peak_memory_bytes: row.peak_memory,
+                wall_time: std::time::Duration::from_millis(row.wall_time_ms),
+                output_bytes: row.output.len() as u64,
+                metering_version: METERING_VERSION,
+            };
+            let status = row.status.as_ref().map(status_to_wire).or_else(|| {
+                // A task that never ran to a status (cancelled, or failed on
+                // expiries only) reports its reason as a trap message.
+                Some(v1::TaskStatus {
+                    kind: v1::TaskStatusKind::Trap as i32,
+                    exit_code: 0,
+                    message: row.error.clone().unwrap_or_else(|| row.state.clone()),
+                })
+            });
+            let item = v1::ResultItem {
+                item: Some(result_item::Item::Task(v1::TaskResult {
+                    index: row.index,
+                    status,
+                    output: row.output,
+                    usage: Some(usage_to_wire(&usage)),
+                })),
+            };
+            if sender.send(Ok(item)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    let mut conn = broker.store().pool().acquire().await?;
+    let result = workloads::result(&mut conn, workload_id).await?;
+    let end = v1::EndResult {
+        reduced: result.is_some(),
+        output: result.unwrap_or_default(),
+    };
+    let _ = sender
+        .send(Ok(v1::ResultItem {
+            item: Some(result_item::Item::End(end)),
+        }))
+        .await;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The gRPC services: thin adapters from wire messages to [`Broker`]
+//! operations, and back.
+//!
+//! # Layout
+//! - `agent`: `AgentService` (register, offers, leases, reports).
+//! - `issuer`: `IssuerService` (submit, status, progress, results, cancel).
+//! - `submit_stream`: reading and checking a streamed submission.
+//! - `admin`: `AdminService` (agents, workloads).
+//! - `convert`: store rows to wire messages.
+//!
+//! [`Broker`]: crate::core::Broker
+
+mod admin;
+mod agent;
+mod convert;
+mod issuer;
+mod submit_stream;
+
+pub use admin::AdminApi;
+pub use agent::AgentApi;
+pub use issuer::IssuerApi;

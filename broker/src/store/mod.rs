@@ -1,0 +1,66 @@
+//! The durable store: SQLite in WAL mode in the data dir, schema migrations
+//! applied at open. Every acknowledged change is committed (and synced)
+//! before the broker answers, so it survives `kill -9`.
+//!
+//! Queries are plain SQL through sqlx, one module per table; operations that
+//! must be atomic take a `&mut SqliteConnection` inside the caller's
+//! transaction.
+
+pub mod agents;
+pub mod events;
+pub mod leases;
+pub mod modules;
+pub mod status_columns;
+pub mod tasks;
+pub mod workloads;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::{BrokerError, BrokerResult};
+
+/// The schema, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Name of the database file in the data dir.
+pub const DATABASE_FILE: &str = "broker.sqlite";
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir` and migrates it.
+    pub async fn open(data_dir: &Path) -> BrokerResult<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|source| BrokerError::Io {
+            context: format!("cannot create data dir {}", data_dir.display()),
+            source,
+        })?;
+        let url = format!("sqlite://{}", data_dir.join(DATABASE_FILE).display());
+        let options = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before we acknowledge it, which
+            // survives power loss too, not only a killed process.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}

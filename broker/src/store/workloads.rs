@@ -1,0 +1,235 @@
+//! `workloads`: what an issuer submitted, its state and its end result.
+
+use std::time::Duration;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use wasmgrid_runtime::Limits;
+
+use crate::error::{BrokerError, BrokerResult};
+
+/// A workload's life: running until every task is done or failed, then done
+/// (end result built) or failed; or cancelled by its issuer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadState {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl WorkloadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadState::Running => "running",
+            WorkloadState::Done => "done",
+            WorkloadState::Failed => "failed",
+            WorkloadState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> BrokerResult<Self> {
+        Ok(match text {
+            "running" => WorkloadState::Running,
+            "done" => WorkloadState::Done,
+            "failed" => WorkloadState::Failed,
+            "cancelled" => WorkloadState::Cancelled,
+            other => {
+                return Err(BrokerError::FailedPrecondition(format!(
+                    "store holds unknown workload state {other:?}"
+                )));
+            }
+        })
+    }
+
+    /// True once the workload can no longer change.
+    pub fn is_final(self) -> bool {
+        self != WorkloadState::Running
+    }
+}
+
+/// A workload as stored (without its tasks).
+#[derive(Clone, Debug)]
+pub struct WorkloadRow {
+    pub id: String,
+    pub issuer: String,
+    pub name: String,
+    pub module_sha256: String,
+    pub reducer_sha256: Option<String>,
+    pub limits: Limits,
+    pub replicas: u32,
+    pub max_attempts: u32,
+    pub credits_per_fuel: f64,
+    pub task_count: u32,
+    pub state: WorkloadState,
+    pub error: Option<String>,
+    pub reduced: bool,
+    pub created_ms: i64,
+    pub finished_ms: Option<i64>,
+}
+
+/// How far a workload's tasks are.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskCounts {
+    pub pending: u32,
+    pub running: u32,
+    pub done: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+}
+
+const COLUMNS: &str =
+    "id, issuer, name, module_sha256, reducer_sha256, memory_bytes, fuel, wall_time_ms,
+     max_output_bytes, max_stack_bytes, replicas, max_attempts, credits_per_fuel, task_count,
+     state, error, reduced, created_ms, finished_ms";
+
+fn from_row(row: &SqliteRow) -> BrokerResult<WorkloadRow> {
+    Ok(WorkloadRow {
+        id: row.get("id"),
+        issuer: row.get("issuer"),
+        name: row.get("name"),
+        module_sha256: row.get("module_sha256"),
+        reducer_sha256: row.get("reducer_sha256"),
+        limits: Limits {
+            memory_bytes: row.get::<i64, _>("memory_bytes") as u64,
+            fuel: row.get::<i64, _>("fuel") as u64,
+            wall_time: Duration::from_millis(row.get::<i64, _>("wall_time_ms") as u64),
+            max_output_bytes: row.get::<i64, _>("max_output_bytes") as u64,
+            max_stack_bytes: row.get::<i64, _>("max_stack_bytes") as usize,
+        },
+        replicas: row.get::<i64, _>("replicas") as u32,
+        max_attempts: row.get::<i64, _>("max_attempts") as u32,
+        credits_per_fuel: row.get("credits_per_fuel"),
+        task_count: row.get::<i64, _>("task_count") as u32,
+        state: WorkloadState::parse(row.get::<&str, _>("state"))?,
+        error: row.get("error"),
+        reduced: row.get::<i64, _>("reduced") != 0,
+        created_ms: row.get("created_ms"),
+        finished_ms: row.get("finished_ms"),
+    })
+}
+
+/// Stores a new workload (its tasks are inserted separately).
+pub async fn insert(conn: &mut SqliteConnection, w: &WorkloadRow) -> BrokerResult<()> {
+    sqlx::query(
+        "INSERT INTO workloads (id, issuer, name, module_sha256, reducer_sha256, memory_bytes, fuel,
+             wall_time_ms, max_output_bytes, max_stack_bytes, replicas, max_attempts,
+             credits_per_fuel, task_count, state, created_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&w.id)
+    .bind(&w.issuer)
+    .bind(&w.name)
+    .bind(&w.module_sha256)
+    .bind(&w.reducer_sha256)
+    .bind(w.limits.memory_bytes as i64)
+    .bind(w.limits.fuel as i64)
+    .bind(w.limits.wall_time.as_millis() as i64)
+    .bind(w.limits.max_output_bytes as i64)
+    .bind(w.limits.max_stack_bytes as i64)
+    .bind(i64::from(w.replicas))
+    .bind(i64::from(w.max_attempts))
+    .bind(w.credits_per_fuel)
+    .bind(i64::from(w.task_count))
+    .bind(w.state.as_str())
+    .bind(w.created_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One workload.
+pub async fn get(conn: &mut SqliteConnection, id: &str) -> BrokerResult<Option<WorkloadRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM workloads WHERE id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// One workload, or `NotFound`.
+pub async fn require(conn: &mut SqliteConnection, id: &str) -> BrokerResult<WorkloadRow> {
+    get(conn, id)
+        .await?
+        .ok_or_else(|| BrokerError::not_found(format!("workload {id} not found")))
+}
+
+/// Every workload, newest first; only `running` ones with `running_only`.
+pub async fn list(
+    conn: &mut SqliteConnection,
+    running_only: bool,
+) -> BrokerResult<Vec<WorkloadRow>> {
+    let filter = if running_only {
+        "WHERE state = 'running'"
+    } else {
+        ""
+    };
+    let sql = format!("SELECT {COLUMNS} FROM workloads {filter} ORDER BY created_ms DESC, id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Ends a workload: its final state, error and end result.
+pub async fn finish(
+    conn: &mut SqliteConnection,
+    id: &str,
+    state: WorkloadState,
+    error: Option<&str>,
+    result: Option<&[u8]>,
+    now_ms: i64,
+) -> BrokerResult<()> {
+    sqlx::query(
+        "UPDATE workloads SET state = ?, error = ?, result = ?, reduced = ?, finished_ms = ?
+         WHERE id = ? AND state = 'running'",
+    )
+    .bind(state.as_str())
+    .bind(error)
+    .bind(result)
+    .bind(i64::from(result.is_some()))
+    .bind(now_ms)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The end result, when reduced.
+pub async fn result(conn: &mut SqliteConnection, id: &str) -> BrokerResult<Option<Vec<u8>>> {
+    let row = sqlx::query("SELECT result FROM workloads WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.and_then(|row| row.get::<Option<Vec<u8>>, _>("result")))
+}
+
+/// Task counts of a workload.
+pub async fn counts(conn: &mut SqliteConnection, id: &str) -> BrokerResult<TaskCounts> {
+    let rows =
+        sqlx::query("SELECT state, COUNT(*) AS n FROM tasks WHERE workload_id = ? GROUP BY state")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut counts = TaskCounts::default();
+    for row in rows {
+        let n = row.get::<i64, _>("n") as u32;
+        match row.get::<&str, _>("state") {
+            "pending" => counts.pending = n,
+            "done" => counts.done = n,
+            "failed" => counts.failed = n,
+            _ => counts.cancelled += n,
+        }
+    }
+    let running = sqlx::query(
+        "SELECT COUNT(DISTINCT l.idx) AS n FROM leases l
+         JOIN tasks t ON t.workload_id = l.workload_id AND t.idx = l.idx
+         WHERE l.workload_id = ? AND l.state = 'active' AND t.state = 'pending'",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    counts.running = running.get::<i64, _>("n") as u32;
+    Ok(counts)
+}

@@ -1,0 +1,28 @@
+//! The wasmgrid gRPC contract: `.proto` files under `proto/wasmgrid/v1/`,
+//! compiled by `build.rs`, plus the message size limits and conversions
+//! between wire types and the runtime's types.
+//!
+//! # Layout
+//! - [`v1`]: the generated messages, clients and servers of `wasmgrid.v1`.
+//! - `limits`: message size limits and their reasons.
+//! - `convert`: `Limits`, `Usage`, `Status` to and from the wire.
+
+mod convert;
+mod limits;
+
+pub use convert::{
+    ConversionError, limits_from_wire, limits_to_wire, status_from_wire, status_to_wire,
+    usage_from_wire, usage_to_wire,
+};
+pub use limits::{MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, MODULE_CHUNK_BYTES};
+
+/// The `wasmgrid.v1` package.
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::unwrap_used,
+    reason = "generated code"
+)]
+pub mod v1 {
+    tonic::include_proto!("wasmgrid.v1");
+}

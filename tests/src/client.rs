@@ -1,0 +1,196 @@
+//! gRPC clients for tests, and a builder for submission streams.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+use wasmgrid_proto::v1::admin_service_client::AdminServiceClient;
+use wasmgrid_proto::v1::agent_service_client::AgentServiceClient;
+use wasmgrid_proto::v1::issuer_service_client::IssuerServiceClient;
+use wasmgrid_proto::v1::submit_workload_request::Part;
+use wasmgrid_proto::v1::{self, SubmitWorkloadRequest};
+use wasmgrid_proto::{MAX_MESSAGE_BYTES, MODULE_CHUNK_BYTES, limits_to_wire};
+use wasmgrid_runtime::Limits;
+
+async fn channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_owned())
+        .expect("url")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
+/// An issuer client.
+pub async fn issuer(url: &str) -> IssuerServiceClient<Channel> {
+    IssuerServiceClient::new(channel(url).await)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// An admin client.
+pub async fn admin(url: &str) -> AdminServiceClient<Channel> {
+    AdminServiceClient::new(channel(url).await)
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone, Debug)]
+pub struct Bearer(pub String);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let value = format!("Bearer {}", self.0)
+            .parse()
+            .map_err(|_| Status::internal("token is not a header value"))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+/// An agent client speaking with `token` (any string, for refusal tests).
+pub async fn agent_client(
+    url: &str,
+    token: &str,
+) -> AgentServiceClient<InterceptedService<Channel, Bearer>> {
+    AgentServiceClient::with_interceptor(channel(url).await, Bearer(token.to_owned()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// A workload to submit, as a test describes it.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub issuer: String,
+    pub module: Vec<u8>,
+    pub reducer: Option<Vec<u8>>,
+    pub inputs: Vec<Vec<u8>>,
+    pub limits: Limits,
+    pub replicas: u32,
+    pub max_attempts: u32,
+}
+
+impl Submission {
+    /// A workload of `module` over `inputs` with default settings.
+    pub fn new(module: Vec<u8>, inputs: Vec<Vec<u8>>) -> Self {
+        Submission {
+            issuer: "tester".into(),
+            module,
+            reducer: None,
+            inputs,
+            limits: Limits::default(),
+            replicas: 1,
+            max_attempts: 3,
+        }
+    }
+
+    /// π(`limit`) as `tasks` `primes` ranges, reduced by `sum-u64`.
+    pub fn primes(limit: u64, tasks: u64) -> Self {
+        let inputs = (0..tasks)
+            .map(|i| {
+                let (start, end) = (limit * i / tasks, limit * (i + 1) / tasks);
+                format!(r#"{{"start":{start},"end":{end}}}"#).into_bytes()
+            })
+            .collect();
+        let mut submission = Submission::new(wasmgrid_sample_tasks::read_wasm("primes"), inputs);
+        submission.reducer = Some(wasmgrid_sample_tasks::read_wasm("sum-u64"));
+        submission
+    }
+
+    /// The stream of messages, complete with its end marker.
+    pub fn messages(&self) -> Vec<SubmitWorkloadRequest> {
+        let part = |part| SubmitWorkloadRequest { part: Some(part) };
+        let sha = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
+        let mut messages = vec![part(Part::Header(v1::WorkloadHeader {
+            issuer: self.issuer.clone(),
+            name: "test".into(),
+            limits: Some(limits_to_wire(&self.limits)),
+            replicas: self.replicas,
+            max_attempts: self.max_attempts,
+            module_size: self.module.len() as u64,
+            module_sha256: sha(&self.module),
+            reducer_size: self.reducer.as_ref().map_or(0, |r| r.len() as u64),
+            reducer_sha256: self.reducer.as_deref().map(sha).unwrap_or_default(),
+            credits_per_fuel: 1e-9,
+        }))];
+        for chunk in self.module.chunks(MODULE_CHUNK_BYTES) {
+            messages.push(part(Part::ModuleChunk(chunk.to_vec())));
+        }
+        for chunk in self
+            .reducer
+            .iter()
+            .flat_map(|r| r.chunks(MODULE_CHUNK_BYTES))
+        {
+            messages.push(part(Part::ReducerChunk(chunk.to_vec())));
+        }
+        for batch in self.inputs.chunks(100) {
+            messages.push(part(Part::Inputs(v1::TaskInputs {
+                inputs: batch.to_vec(),
+            })));
+        }
+        messages.push(part(Part::End(v1::SubmitEnd {
+            task_count: self.inputs.len() as u32,
+        })));
+        messages
+    }
+
+    /// Submits; returns the workload id.
+    pub async fn submit(
+        &self,
+        client: &mut IssuerServiceClient<Channel>,
+    ) -> Result<String, Status> {
+        let response = client
+            .submit_workload(tokio_stream::iter(self.messages()))
+            .await?;
+        Ok(response.into_inner().workload_id)
+    }
+}
+
+/// Polls the status until the workload is no longer running.
+pub async fn wait_until_final(
+    client: &mut IssuerServiceClient<Channel>,
+    workload_id: &str,
+    timeout: Duration,
+) -> v1::WorkloadStatus {
+    let started = Instant::now();
+    loop {
+        let status = client
+            .get_status(v1::WorkloadRequest {
+                workload_id: workload_id.to_owned(),
+            })
+            .await
+            .expect("status")
+            .into_inner();
+        if status.state != v1::WorkloadState::Running as i32 {
+            return status;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "workload {workload_id} still running after {timeout:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every task result and the end result of a finished workload.
+pub async fn results(
+    client: &mut IssuerServiceClient<Channel>,
+    workload_id: &str,
+) -> Result<(Vec<v1::TaskResult>, v1::EndResult), Status> {
+    let mut stream = client
+        .fetch_results(v1::WorkloadRequest {
+            workload_id: workload_id.to_owned(),
+        })
+        .await?
+        .into_inner();
+    let mut tasks = Vec::new();
+    let mut end = None;
+    while let Some(item) = stream.message().await? {
+        match item.item {
+            Some(v1::result_item::Item::Task(task)) => tasks.push(task),
+            Some(v1::result_item::Item::End(result)) => end = Some(result),
+            None => {}
+        }
+    }
+    Ok((tasks, end.ok_or_else(|| Status::internal("no end result"))?))
+}

@@ -1,0 +1,15 @@
+//! Test support for the integration tests in `tests/tests/`: the real
+//! `wasmgrid-broker`, `wasmgrid-agent` and `wasmgrid` binaries as child
+//! processes on 127.0.0.1, and gRPC clients to drive them.
+//!
+//! # Layout
+//! - `binaries`: builds (once per test process) and locates the binaries.
+//! - `processes`: [`BrokerProcess`] and [`AgentProcess`], killed on drop.
+//! - `client`: gRPC clients and a submission builder.
+
+pub mod binaries;
+pub mod client;
+pub mod processes;
+
+pub use client::{Submission, admin, agent_client, issuer, results, wait_until_final};
+pub use processes::{AgentProcess, BrokerProcess};

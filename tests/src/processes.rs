@@ -1,0 +1,225 @@
+//! Broker and agent child processes. Each is killed (SIGKILL) when dropped,
+//! so a failing test leaves nothing running; logs go to files beside their
+//! data, shown when a test prints them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::binaries::binary;
+
+/// How long a broker may take to open its store and listen.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Poll interval while waiting for a condition.
+const POLL: Duration = Duration::from_millis(10);
+
+fn spawn(program: &Path, args: &[String], log: &Path) -> Child {
+    let log_file = std::fs::File::create(log).expect("log file");
+    let err_file = log_file.try_clone().expect("log file");
+    Command::new(program)
+        .args(args)
+        .env("WASMGRID_LOG", "info,wasmgrid=debug")
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(err_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()))
+}
+
+fn signal(child: &Child, signal: Signal) {
+    let _ = kill(Pid::from_raw(child.id() as i32), signal);
+}
+
+/// The tail of a log file, for failure messages.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// A running `wasmgrid-broker`.
+#[derive(Debug)]
+pub struct BrokerProcess {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+    extra: Vec<String>,
+}
+
+impl BrokerProcess {
+    /// Starts a broker on 127.0.0.1 with a free port.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_on(
+            data_dir,
+            "127.0.0.1:0",
+            extra.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    fn start_on(data_dir: &Path, listen: &str, extra: Vec<String>) -> Self {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let addr_file = data_dir.join("broker.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = unique_log(&data_dir.with_extension("broker"));
+        let mut args = vec![
+            "--listen".to_owned(),
+            listen.to_owned(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+        ];
+        args.extend(extra.iter().cloned());
+        let mut child = spawn(&binary("wasmgrid-broker"), &args, &log);
+        let started = Instant::now();
+        let addr = loop {
+            if let Ok(text) = std::fs::read_to_string(&addr_file)
+                && let Ok(addr) = text.trim().parse()
+            {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "broker exited with {status} before listening:\n{}",
+                    log_tail(&log)
+                );
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "broker did not start:\n{}",
+                log_tail(&log)
+            );
+            std::thread::sleep(POLL);
+        };
+        BrokerProcess {
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+            addr,
+            log,
+            extra,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same data dir and port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let again = Self::start_on(&self.data_dir, &self.addr.to_string(), self.extra.clone());
+        *self = again;
+    }
+
+    /// The broker's log so far.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn unique_log(base: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    base.with_extension(format!("{}.log", COUNTER.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// A running `wasmgrid-agent`.
+#[derive(Debug)]
+pub struct AgentProcess {
+    child: Option<Child>,
+    pub name: String,
+    pub state_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl AgentProcess {
+    /// Starts an agent with `slots` slots against `broker_url`.
+    pub fn start(
+        broker_url: &str,
+        state_dir: &Path,
+        name: &str,
+        slots: u32,
+        extra: &[&str],
+    ) -> Self {
+        std::fs::create_dir_all(state_dir).expect("state dir");
+        let log = unique_log(&state_dir.with_extension("agent"));
+        let mut args = vec![
+            "--broker".to_owned(),
+            broker_url.to_owned(),
+            "--state-dir".to_owned(),
+            state_dir.display().to_string(),
+            "--name".to_owned(),
+            name.to_owned(),
+            "--slots".to_owned(),
+            slots.to_string(),
+            "--memory".to_owned(),
+            "1GiB".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = spawn(&binary("wasmgrid-agent"), &args, &log);
+        AgentProcess {
+            child: Some(child),
+            name: name.to_owned(),
+            state_dir: state_dir.to_path_buf(),
+            log,
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `grace` for a clean exit; returns whether
+    /// it exited successfully.
+    pub fn terminate(&mut self, grace: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        signal(&child, Signal::SIGTERM);
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if started.elapsed() > grace {
+                signal(&child, Signal::SIGKILL);
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The agent's log so far.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
