@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The two set-up commands of the README, for a fresh machine with Rust stable:
-#   ./dev.sh demo   build everything and run a real task in the sandbox
+#   ./dev.sh demo   build everything, then run a broker, 4 agents and a real
+#                   workload (π(10^9) in 100 tasks, reduced by sum-u64)
 #   ./dev.sh test   build everything and run the whole test suite
 # Both install the wasm32-wasip1 target when it is missing and build the
 # sample tasks (a separate cargo workspace) into target/wasm32-wasip1/.
@@ -21,10 +22,9 @@ case "${1:-}" in
     demo)
         ensure_wasm_target
         build_sample_tasks
-        echo "counting the primes below 10^8 in the sandbox (expected: 5761455)" >&2
-        echo '{"start":0,"end":100000000}' |
-            cargo run --quiet -p wasmgrid -- run target/wasm32-wasip1/release/primes.wasm
-        echo
+        cargo build --quiet -p wasmgrid -p wasmgrid-broker -p wasmgrid-agent
+        shift
+        "${CARGO_TARGET_DIR:-target}/debug/wasmgrid" demo "$@"
         ;;
     test)
         ensure_wasm_target

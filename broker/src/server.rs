@@ -33,6 +33,11 @@ pub async fn serve(
     let admin = AdminServiceServer::new(AdminApi::new(Arc::clone(&broker)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let stop_streams = Arc::clone(&broker);
+    let shutdown = async move {
+        shutdown.await;
+        stop_streams.begin_shutdown();
+    };
     let served = Server::builder()
         .add_service(agent)
         .add_service(issuer)

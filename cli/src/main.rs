@@ -3,13 +3,38 @@
 //! # Layout
 //! - `main`: argument parsing and the exit-code policy.
 //! - `commands::run`: `wasmgrid run`, one task in the local sandbox.
-//! - `units`: parsing of sizes (`64MiB`) and fuel (`10e9`) arguments.
+//! - `commands::submit`: `wasmgrid submit`, a workload to the broker.
+//! - `commands::status`, `commands::wait`: a workload's progress, once or
+//!   live until it ends.
+//! - `commands::results`: the end result or task outputs of a workload.
+//! - `commands::cancel`: stop a workload.
+//! - `commands::agents`, `commands::workloads`: the operator's listings.
+//! - `commands::demo`: a broker and agents on this machine, counting primes.
+//! - `client`: `--broker`, connecting, and gRPC errors as messages.
+//! - `submission`: a workload as the `SubmitWorkload` request stream.
+//! - `inputs`: task inputs from a directory or a `.jsonl` file.
+//! - `module_file`: reading a `.wasm` file named on the command line.
+//! - `limit_args`: the task limit flags shared by `run` and `submit`.
+//! - `progress`: progress bars and the words for workload states.
+//! - `table`: plain-text tables, times and durations.
+//! - `children`: child processes stopped on every exit path (`demo`).
+//! - `units`: parsing of sizes (`64MiB`), fuel (`10e9`) and rates (`1e-9`).
 
+mod children;
+mod client;
 mod commands;
+mod inputs;
+mod limit_args;
+mod module_file;
+mod progress;
+mod submission;
+mod table;
 mod units;
 
+use std::future::Future;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// wasmgrid: run WebAssembly tasks in a metered sandbox, locally or on a grid
@@ -25,10 +50,29 @@ struct Cli {
 enum Command {
     /// Run one task locally in the sandbox and print its output and usage.
     Run(commands::run::RunArgs),
+    /// Submit a workload (a module and its task inputs) and print its id.
+    Submit(commands::submit::SubmitArgs),
+    /// Show a workload's state and progress once.
+    Status(commands::status::StatusArgs),
+    /// Follow a workload until it ends; exit 0 if it is done, 1 if it failed
+    /// or was cancelled.
+    Wait(commands::wait::WaitArgs),
+    /// Print a workload's end result, or its task outputs, or write them to a
+    /// directory.
+    Results(commands::results::ResultsArgs),
+    /// Cancel a workload and print its new state.
+    Cancel(commands::cancel::CancelArgs),
+    /// List the agents registered with the broker.
+    Agents(commands::agents::AgentsArgs),
+    /// List every workload on the broker.
+    Workloads(commands::workloads::WorkloadsArgs),
+    /// Start a broker and agents on this machine and count the primes below
+    /// 10^9 on them.
+    Demo(commands::demo::DemoArgs),
 }
 
-/// Exit codes: 0 the task succeeded, 1 the task ran and failed (its status
-/// says why), 2 the command itself could not be carried out.
+/// Exit codes: 0 the task or workload succeeded, 1 it ran and failed (its
+/// status says why), 2 the command itself could not be carried out.
 const EXIT_TASK_FAILED: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 
@@ -43,6 +87,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
+        Command::Submit(args) => block_on(commands::submit::run(args)),
+        Command::Status(args) => block_on(commands::status::run(args)),
+        Command::Wait(args) => block_on(commands::wait::run(args)),
+        Command::Results(args) => block_on(commands::results::run(args)),
+        Command::Cancel(args) => block_on(commands::cancel::run(args)),
+        Command::Agents(args) => block_on(commands::agents::run(args)),
+        Command::Workloads(args) => block_on(commands::workloads::run(args)),
+        Command::Demo(args) => block_on(commands::demo::run(args)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -52,4 +104,14 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Runs a command that talks to the network. `run` stays outside: the
+/// sandbox has its own threads and blocks on them.
+fn block_on(command: impl Future<Output = anyhow::Result<bool>>) -> anyhow::Result<bool> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(command)
 }

@@ -191,6 +191,20 @@ impl AgentProcess {
         }
     }
 
+    /// Freezes the process (SIGSTOP), as a machine that hangs would.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            signal(child, Signal::SIGSTOP);
+        }
+    }
+
+    /// Lets a frozen process go on (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(child) = &self.child {
+            signal(child, Signal::SIGCONT);
+        }
+    }
+
     /// SIGTERM, then waits up to `grace` for a clean exit; returns whether
     /// it exited successfully.
     pub fn terminate(&mut self, grace: Duration) -> bool {

@@ -3,7 +3,7 @@
 //! failed after `max_attempts`).
 
 use crate::core::Broker;
-use crate::core::report::{apply_verdict, owned_lease, settle_task};
+use crate::core::report::{ReportedRun, apply_verdict, owned_lease, settle_task};
 use crate::core::work::duration_ms;
 use crate::error::{BrokerError, BrokerResult};
 use crate::ids::now_ms;
@@ -104,7 +104,12 @@ impl Broker {
             tracing::info!(lease = %lease.id, agent = %lease.agent_id, workload = %task.0, task = task.1, "lease expired");
             // The run ended like a failed report: it counts as an attempt,
             // and the agent is not offered the task again.
-            if apply_verdict(&mut scheduler, &task, verdict.as_ref()) {
+            let run = ReportedRun {
+                agent: &lease.agent_id,
+                ok: false,
+                was_in_flight: true,
+            };
+            if apply_verdict(&mut scheduler, &task, Some(&run), verdict.as_ref()) {
                 complete.push(task.0);
             }
         }

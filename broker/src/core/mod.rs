@@ -31,7 +31,7 @@ pub use self::report::IncomingReport;
 pub use self::submit::{NewWorkload, parse_sha256};
 pub use self::work::GrantedLease;
 use crate::config::BrokerConfig;
-use crate::error::BrokerResult;
+use crate::error::{BrokerError, BrokerResult};
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 
@@ -50,12 +50,19 @@ pub struct Broker {
     changes: watch::Sender<u64>,
     /// This broker, for background work it spawns.
     me: std::sync::OnceLock<std::sync::Weak<Broker>>,
+    /// Turns true when the server starts shutting down, so long-lived
+    /// streams (progress watchers) end instead of holding the shutdown.
+    stopping: watch::Sender<bool>,
+    /// Exclusive lock on the data dir, held for the broker's life: two
+    /// brokers on one store would corrupt each other's scheduling state.
+    _data_dir_lock: std::fs::File,
 }
 
 impl Broker {
     /// Opens the store in the configured data dir and rebuilds the
     /// scheduling state from it.
     pub async fn start(config: BrokerConfig) -> BrokerResult<Arc<Broker>> {
+        let data_dir_lock = lock_data_dir(&config.data_dir)?;
         let store = Store::open(&config.data_dir).await?;
         let runtime = Runtime::new(RuntimeConfig {
             max_concurrent_tasks: std::num::NonZeroUsize::MIN,
@@ -70,6 +77,8 @@ impl Broker {
             seen: StdMutex::new(HashMap::new()),
             changes: watch::channel(0).0,
             me: std::sync::OnceLock::new(),
+            stopping: watch::channel(false).0,
+            _data_dir_lock: data_dir_lock,
         });
         broker.recover().await?;
         Ok(broker)
@@ -78,6 +87,16 @@ impl Broker {
     /// A receiver that changes after every committed change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// A receiver that turns true when the broker begins to stop.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Tells long-lived streams to end: the server is shutting down.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
     }
 
     fn changed(&self) {
@@ -92,5 +111,35 @@ impl Broker {
     /// The settings.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+}
+
+/// Name of the lock file in the data dir.
+const LOCK_FILE: &str = "broker.lock";
+
+/// Takes the data dir's exclusive lock, or says which broker holds it.
+fn lock_data_dir(data_dir: &std::path::Path) -> BrokerResult<std::fs::File> {
+    let io_error = |context: String| move |source| BrokerError::Io { context, source };
+    std::fs::create_dir_all(data_dir).map_err(io_error(format!(
+        "cannot create data dir {}",
+        data_dir.display()
+    )))?;
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(format!("cannot open {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BrokerError::FailedPrecondition(format!(
+            "another broker is running on {}",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(source)) => Err(BrokerError::Io {
+            context: format!("cannot lock {}", path.display()),
+            source,
+        }),
     }
 }

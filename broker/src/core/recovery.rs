@@ -11,7 +11,7 @@ use crate::core::report::settle_task;
 use crate::error::BrokerResult;
 use crate::ids::now_ms;
 use crate::scheduler::verdict::{Verdict, judge};
-use crate::store::leases::LeaseRow;
+use crate::store::leases::{LeaseRow, LeaseState};
 use crate::store::{leases, tasks, workloads};
 
 impl Broker {
@@ -31,9 +31,8 @@ impl Broker {
                 let runs = by_task.remove(&index).unwrap_or_default();
                 match judge(&runs, workload.replicas, workload.max_attempts) {
                     Verdict::Pending(progress) => {
-                        let agents: HashSet<String> =
-                            runs.iter().map(|lease| lease.agent_id.clone()).collect();
-                        pending.push((index, progress, agents));
+                        let (agents, tried) = agents_of(&runs);
+                        pending.push((index, progress, agents, tried));
                     }
                     _ => {
                         settle_task(&mut conn, &workload, index, now_ms()).await?;
@@ -53,4 +52,26 @@ impl Broker {
         }
         Ok(())
     }
+}
+
+/// Agents holding or having reported a task OK, and agents on which it
+/// failed or expired.
+fn agents_of(runs: &[LeaseRow]) -> (HashSet<String>, HashSet<String>) {
+    let mut agents = HashSet::new();
+    let mut tried = HashSet::new();
+    for lease in runs {
+        match lease.state {
+            LeaseState::Active => {
+                agents.insert(lease.agent_id.clone());
+            }
+            LeaseState::Reported if lease.status == Some(wasmgrid_runtime::Status::Ok) => {
+                agents.insert(lease.agent_id.clone());
+            }
+            LeaseState::Reported | LeaseState::Expired => {
+                tried.insert(lease.agent_id.clone());
+            }
+            LeaseState::Released | LeaseState::Revoked => {}
+        }
+    }
+    (agents, tried)
 }

@@ -48,7 +48,12 @@ impl Broker {
                 workload.limits.max_output_bytes
             )));
         }
-        let counted = lease.state == LeaseState::Active;
+        // A report on an expired lease still counts while its task is open:
+        // the work is done, and redoing it elsewhere would only cost more.
+        let was_active = lease.state == LeaseState::Active;
+        let task_open = tasks::is_pending(&mut tx, &lease.workload_id, lease.index).await?;
+        let counted = was_active
+            || (lease.state == LeaseState::Expired && task_open && !workload.state.is_final());
         let output_sha256 = hex::encode(Sha256::digest(&report.output));
         let stored = Report {
             status: &report.status,
@@ -83,7 +88,12 @@ impl Broker {
         tx.commit().await?;
         if counted {
             let task = (lease.workload_id.clone(), lease.index);
-            let complete = apply_verdict(&mut scheduler, &task, verdict.as_ref());
+            let run = ReportedRun {
+                agent: agent_id,
+                ok: report.status == Status::Ok,
+                was_in_flight: was_active,
+            };
+            let complete = apply_verdict(&mut scheduler, &task, Some(&run), verdict.as_ref());
             drop(scheduler);
             if complete {
                 self.spawn_aggregation(lease.workload_id);
@@ -191,16 +201,29 @@ async fn record(
     .await
 }
 
-/// Applies a settled verdict to the scheduler after one run of `task`
-/// reported. Returns true when the workload has no pending task left.
+/// The run whose end led to a verdict.
+#[derive(Debug)]
+pub(crate) struct ReportedRun<'a> {
+    pub agent: &'a str,
+    /// Reported with status OK (an expiry is not OK).
+    pub ok: bool,
+    /// The run was in flight in the scheduler (false for a late report).
+    pub was_in_flight: bool,
+}
+
+/// Applies a settled verdict to the scheduler after `run` of `task` ended.
+/// Returns true when the workload has no pending task left.
 pub(crate) fn apply_verdict(
     scheduler: &mut Scheduler,
     task: &TaskKey,
+    run: Option<&ReportedRun<'_>>,
     verdict: Option<&Verdict>,
 ) -> bool {
     match verdict {
         Some(Verdict::Pending(progress)) => {
-            scheduler.run_reported(task, progress);
+            if let Some(run) = run {
+                scheduler.run_reported(task, run.agent, run.ok, run.was_in_flight, progress);
+            }
             false
         }
         Some(Verdict::Done { .. } | Verdict::Failed { .. }) => scheduler.task_finished(task),

@@ -92,7 +92,14 @@ impl Broker {
         tx.commit().await?;
         let id = row.id.clone();
         let pending = (0..task_count)
-            .map(|index| (index, Default::default(), Default::default()))
+            .map(|index| {
+                (
+                    index,
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                )
+            })
             .collect();
         scheduler.add_workload(Arc::new(row), pending);
         drop(scheduler);

@@ -26,10 +26,13 @@ pub type TaskKey = (String, u32);
 struct TaskProgress {
     /// Offers outstanding plus active leases.
     in_flight: u32,
-    /// Agents that ran, run or were offered the task: replicas never go to
-    /// the same agent, and a task that failed on an agent is retried
-    /// elsewhere.
+    /// Agents that run, were offered, or reported the task: replicas never
+    /// go to the same agent.
     agents: HashSet<String>,
+    /// Agents on which a run failed or expired: the task is retried
+    /// elsewhere first, but on them again when no other agent takes it
+    /// (a grid of one agent must still finish its work).
+    tried: HashSet<String>,
     best_agreement: u32,
 }
 
@@ -69,17 +72,18 @@ impl Scheduler {
     pub fn add_workload(
         &mut self,
         row: Arc<WorkloadRow>,
-        pending: Vec<(u32, Progress, HashSet<String>)>,
+        pending: Vec<(u32, Progress, HashSet<String>, HashSet<String>)>,
     ) {
         let mut queue = WorkloadQueue {
             row: Arc::clone(&row),
             tasks: HashMap::with_capacity(pending.len()),
             ready: VecDeque::new(),
         };
-        for (index, progress, agents) in pending {
+        for (index, progress, agents, tried) in pending {
             let task = TaskProgress {
                 in_flight: progress.active,
                 agents,
+                tried,
                 best_agreement: progress.best_agreement,
             };
             if queue.needs_run(&task) {
@@ -194,8 +198,11 @@ impl Scheduler {
             return;
         };
         progress.in_flight = progress.in_flight.saturating_sub(1);
-        if let (Some(agent), true) = (agent, forget_agent) {
+        if let Some(agent) = agent {
             progress.agents.remove(agent);
+            if !forget_agent {
+                progress.tried.insert(agent.to_owned());
+            }
         }
         let needs = queue.row.replicas > progress.best_agreement + progress.in_flight;
         if needs {
@@ -203,15 +210,33 @@ impl Scheduler {
         }
     }
 
-    /// A run reported and the task is still pending, now at `progress`.
-    pub fn run_reported(&mut self, task: &TaskKey, progress: &Progress) {
+    /// A run of `agent` reported (`ok` or not) and the task is still
+    /// pending, now at `progress`. `was_in_flight` is false for a late
+    /// report whose lease had already expired.
+    pub fn run_reported(
+        &mut self,
+        task: &TaskKey,
+        agent: &str,
+        ok: bool,
+        was_in_flight: bool,
+        progress: &Progress,
+    ) {
         let Some(queue) = self.workloads.get_mut(&task.0) else {
             return;
         };
         let Some(tracked) = queue.tasks.get_mut(&task.1) else {
             return;
         };
-        tracked.in_flight = tracked.in_flight.saturating_sub(1);
+        if was_in_flight {
+            tracked.in_flight = tracked.in_flight.saturating_sub(1);
+        }
+        if ok {
+            tracked.agents.insert(agent.to_owned());
+            tracked.tried.remove(agent);
+        } else {
+            tracked.agents.remove(agent);
+            tracked.tried.insert(agent.to_owned());
+        }
         tracked.best_agreement = progress.best_agreement;
         if queue.row.replicas > tracked.best_agreement + tracked.in_flight {
             queue.ready.push_back(task.1);
@@ -230,12 +255,14 @@ impl Scheduler {
     }
 }
 
-/// The next ready task of `queue` that `agent` may run, marked in flight.
+/// The next ready task of `queue` that `agent` may run, marked in flight:
+/// one it has not tried if there is such, else one it failed before.
 fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<u32> {
-    // Tasks this agent may not take are put back in order; the scan is
+    // Tasks this agent may not take now are put back in order; the scan is
     // bounded so one request cannot walk a huge queue.
     let mut skipped = Vec::new();
     let mut found = None;
+    let mut fallback = None;
     for _ in 0..256 {
         let Some(index) = queue.ready.pop_front() else {
             break;
@@ -250,8 +277,20 @@ fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<u32> {
             skipped.push(index);
             continue;
         }
+        if progress.tried.contains(agent) {
+            if fallback.is_none() {
+                fallback = Some(skipped.len());
+            }
+            skipped.push(index);
+            continue;
+        }
         found = Some(index);
         break;
+    }
+    if found.is_none()
+        && let Some(position) = fallback
+    {
+        found = Some(skipped.remove(position));
     }
     for index in skipped.into_iter().rev() {
         queue.ready.push_front(index);

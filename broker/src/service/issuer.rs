@@ -77,6 +77,7 @@ impl IssuerService for IssuerApi {
         let (sender, receiver) = mpsc::channel(4);
         let api = self.clone();
         let mut changes = self.broker.subscribe();
+        let mut stopping = self.broker.stopping();
         let interval = self.broker.config().progress_interval;
         tokio::spawn(async move {
             let mut last = first;
@@ -87,6 +88,10 @@ impl IssuerService for IssuerApi {
                 tokio::select! {
                     _ = changes.changed() => {}
                     () = tokio::time::sleep(interval * 10) => {}
+                    _ = stopping.changed() => {
+                        let _ = sender.send(Err(Status::unavailable("the broker is shutting down"))).await;
+                        return;
+                    }
                 }
                 // Coalesce bursts of changes into one update per interval.
                 tokio::time::sleep(interval).await;

@@ -44,6 +44,20 @@ pub async fn input(
     Ok(row.map(|row| row.get("input")))
 }
 
+/// True while the task is pending (neither done, failed nor cancelled).
+pub async fn is_pending(
+    conn: &mut SqliteConnection,
+    workload_id: &str,
+    index: u32,
+) -> BrokerResult<bool> {
+    let row = sqlx::query("SELECT state FROM tasks WHERE workload_id = ? AND idx = ?")
+        .bind(workload_id)
+        .bind(i64::from(index))
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.is_some_and(|row| row.get::<&str, _>("state") == "pending"))
+}
+
 /// The accepted result of a task.
 #[derive(Clone, Debug)]
 pub struct AcceptedResult<'a> {

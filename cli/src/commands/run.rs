@@ -3,13 +3,13 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
-use wasmgrid_runtime::{Limits, Outcome, Runtime, RuntimeConfig, TaskModule};
+use wasmgrid_runtime::{Outcome, Runtime, RuntimeConfig, TaskModule};
 
-use crate::units::{parse_fuel, parse_size};
+use crate::limit_args::LimitArgs;
+use crate::module_file::read_module;
 
 /// Arguments of `wasmgrid run`.
 #[derive(Debug, Args)]
@@ -22,21 +22,8 @@ pub struct RunArgs {
     /// Write the task's output here instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// Cap on the task's linear memory, e.g. 64MiB.
-    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
-    memory: u64,
-    /// Fuel the task may consume (wasm operators plus host I/O), e.g. 10e9.
-    #[arg(long, default_value = "100e9", value_parser = parse_fuel)]
-    fuel: u64,
-    /// Wall-clock cap, e.g. 10s, 2m, 500ms.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// Cap on the task's output (stdout), e.g. 16MiB.
-    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
-    max_output: u64,
-    /// Cap on the wasm call stack, between 64KiB and 8MiB.
-    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
-    stack: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Seed of the task's random stream; the same seed gives the same run.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -50,22 +37,9 @@ pub struct RunArgs {
 
 /// Runs the task; `Ok(true)` when it succeeded.
 pub fn run(args: RunArgs) -> anyhow::Result<bool> {
-    let bytes = std::fs::read(&args.module)
-        .with_context(|| format!("cannot read module {}", args.module.display()))?;
-    if !bytes.starts_with(b"\0asm") {
-        bail!(
-            "{} is not a WebAssembly module (it does not start with the \\0asm header)",
-            args.module.display()
-        );
-    }
+    let bytes = read_module(&args.module, "module")?;
     let input = read_input(args.input.as_ref())?;
-    let limits = Limits {
-        memory_bytes: args.memory,
-        fuel: args.fuel,
-        wall_time: args.timeout,
-        max_output_bytes: args.max_output,
-        max_stack_bytes: usize::try_from(args.stack).context("stack size too large")?,
-    };
+    let limits = args.limits.to_limits()?;
     let runtime = Runtime::new(RuntimeConfig {
         max_concurrent_tasks: std::num::NonZeroUsize::MIN,
         cache_dir: args.cache_dir.clone(),

@@ -1,0 +1,184 @@
+//! [`AgentConfig`]: what the volunteer gives (memory, slots), where the
+//! broker is, where the agent keeps its state, and the defaults for each.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backoff::BackoffConfig;
+use crate::error::AgentError;
+use crate::offer_policy::{BestRateFirst, OfferPolicy};
+
+/// Memory tasks may use in total when the volunteer does not say: enough for
+/// two tasks at the runtime's default 256 MiB limit, little enough that a
+/// laptop does not notice.
+pub const DEFAULT_MEMORY_BYTES: u64 = 512 << 20;
+
+/// How long a stopping agent lets running tasks finish before it gives their
+/// leases back. Long enough for typical tasks (seconds) to complete and be
+/// paid; short enough for a shutdown or a reboot to not hang.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Smallest memory an agent can give: one wasm page. Below this no task fits.
+pub const MIN_MEMORY_BYTES: u64 = 64 << 10;
+
+/// How the agent runs. Build with [`AgentConfig::new`] and change fields.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The broker's URL, e.g. `http://127.0.0.1:7070` (a bare `host:port`
+    /// means `http://host:port`).
+    pub broker: String,
+    /// Where the identity, the module cache, compiled modules and unsent
+    /// results live. Survives restarts.
+    pub state_dir: PathBuf,
+    /// Memory all running tasks may use together, in bytes. The agent only
+    /// accepts tasks whose memory limits fit in what is left of it.
+    pub memory_bytes: u64,
+    /// Tasks run at once, each on its own thread (a core, when busy).
+    pub slots: usize,
+    /// Name shown to the broker's operator.
+    pub name: String,
+    /// How long a stop waits for running tasks before releasing their leases.
+    pub stop_timeout: Duration,
+    /// Delays between retries when the broker is away.
+    pub backoff: BackoffConfig,
+    /// Which offers to take.
+    pub offer_policy: Arc<dyn OfferPolicy>,
+}
+
+impl fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("broker", &self.broker)
+            .field("state_dir", &self.state_dir)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("slots", &self.slots)
+            .field("name", &self.name)
+            .field("stop_timeout", &self.stop_timeout)
+            .field("backoff", &self.backoff)
+            .field("offer_policy", &self.offer_policy)
+            .finish()
+    }
+}
+
+impl AgentConfig {
+    /// A configuration with the defaults: [`DEFAULT_MEMORY_BYTES`], one slot
+    /// per core, the host name, [`DEFAULT_STOP_TIMEOUT`], [`BestRateFirst`].
+    pub fn new(broker: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        AgentConfig {
+            broker: broker.into(),
+            state_dir: state_dir.into(),
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            slots: default_slots(),
+            name: default_name(),
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            backoff: BackoffConfig::default(),
+            offer_policy: Arc::new(BestRateFirst),
+        }
+    }
+
+    /// Checks the configuration and returns the broker URL in the form the
+    /// identity file keeps.
+    pub(crate) fn validate(&self) -> Result<String, AgentError> {
+        if self.slots == 0 {
+            return Err(AgentError::Config("slots must be at least 1".into()));
+        }
+        if self.memory_bytes < MIN_MEMORY_BYTES {
+            return Err(AgentError::Config(format!(
+                "memory must be at least {MIN_MEMORY_BYTES} bytes (one wasm page)"
+            )));
+        }
+        if self.state_dir.as_os_str().is_empty() {
+            return Err(AgentError::Config("the state directory is empty".into()));
+        }
+        broker_url(&self.broker)
+    }
+}
+
+/// Normalises a broker address: adds `http://` to a bare `host:port` and
+/// drops a trailing `/`, so `127.0.0.1:7070` and `http://127.0.0.1:7070/` are
+/// the same broker for the identity file.
+pub(crate) fn broker_url(broker: &str) -> Result<String, AgentError> {
+    let broker = broker.trim().trim_end_matches('/');
+    if broker.is_empty() {
+        return Err(AgentError::Config("the broker URL is empty".into()));
+    }
+    let url = if broker.contains("://") {
+        broker.to_owned()
+    } else {
+        format!("http://{broker}")
+    };
+    if url.starts_with("https://") {
+        return Err(AgentError::Config(format!(
+            "{url}: TLS is not built into this agent yet; use http://"
+        )));
+    }
+    if !url.starts_with("http://") {
+        return Err(AgentError::Config(format!(
+            "{url}: the broker URL must start with http://"
+        )));
+    }
+    Ok(url)
+}
+
+/// One slot per core the OS lets this process use.
+pub fn default_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+/// The host name, or `wasmgrid-agent` if it cannot be found.
+pub fn default_name() -> String {
+    let from_file = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok();
+    from_file
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "wasmgrid-agent".to_owned())
+}
+
+/// `$XDG_STATE_HOME/wasmgrid-agent`, else `~/.local/state/wasmgrid-agent`
+/// (the XDG base directory rules for state that outlives a restart but is
+/// not worth backing up). `None` when neither variable is set.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(state) = non_empty("XDG_STATE_HOME") {
+        return Some(Path::new(&state).join("wasmgrid-agent"));
+    }
+    non_empty("HOME").map(|home| Path::new(&home).join(".local/state/wasmgrid-agent"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_are_normalised() {
+        let ok = |text: &str| broker_url(text).ok();
+        assert_eq!(
+            ok("127.0.0.1:7070").as_deref(),
+            Some("http://127.0.0.1:7070")
+        );
+        assert_eq!(
+            ok("http://127.0.0.1:7070/").as_deref(),
+            Some("http://127.0.0.1:7070")
+        );
+        assert!(broker_url("").is_err());
+        assert!(broker_url("ftp://host").is_err());
+        assert!(broker_url("https://host").is_err());
+    }
+
+    #[test]
+    fn validation_rejects_zero_slots_and_tiny_memory() {
+        let mut config = AgentConfig::new("127.0.0.1:1", "/tmp/x");
+        assert!(config.validate().is_ok());
+        config.slots = 0;
+        assert!(config.validate().is_err());
+        config.slots = 1;
+        config.memory_bytes = 1000;
+        assert!(config.validate().is_err());
+    }
+}

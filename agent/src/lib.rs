@@ -1,0 +1,126 @@
+//! The wasmgrid volunteer agent: registers with a broker, asks for work,
+//! takes the offers that fit its memory and slots and pay best, runs the
+//! tasks in the sandbox, and reports results and usage.
+//!
+//! # Brief overview
+//! [`run`] takes an [`AgentConfig`] and a shutdown future and returns an
+//! [`AgentSummary`] once the agent has stopped; the `wasmgrid-agent` binary
+//! wires SIGINT/SIGTERM to it ([`run_with_force`] adds a second signal that
+//! releases running tasks at once). Everything the agent must not lose lives
+//! in its state directory:
+//!
+//! ```text
+//! STATE/identity.json          agent id + token at the broker
+//! STATE/modules/<sha256>.wasm  task modules, verified on every read
+//! STATE/compiled/              compiled modules (the runtime's cache)
+//! STATE/outbox/<lease>.pb      results not yet acknowledged by the broker
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), wasmgrid_agent::AgentError> {
+//! use wasmgrid_agent::{AgentConfig, run};
+//!
+//! let mut config = AgentConfig::new("http://127.0.0.1:7070", "/tmp/agent-state");
+//! config.memory_bytes = 512 << 20;
+//! config.slots = 2;
+//! let summary = run(config, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! println!("{} tasks run, {} fuel", summary.tasks_run, summary.fuel_consumed);
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - `config`: [`AgentConfig`] and its defaults.
+//! - `error`: [`AgentError`], why the agent cannot run.
+//! - `identity`: [`Identity`], the agent id and token kept in `identity.json`.
+//! - `durable_file`: write-temp-fsync-rename, for every state file.
+//! - `client`: the channel, the token interceptor, retries of transient
+//!   failures; `registration`: `Register`, and registering again when the
+//!   broker answers `Unauthenticated`.
+//! - `backoff`: [`Backoff`], exponential with jitter.
+//! - `offer_policy`: [`OfferPolicy`] and the default [`BestRateFirst`].
+//! - `capacity`: free slots and memory, reserved per lease.
+//! - `module_store`: modules on disk by sha256; `module_fetch`: `FetchModule`.
+//! - `outbox`: results persisted until acknowledged; `reporter`: sends them.
+//! - `lease_keeper`: `ExtendLease` while a task runs.
+//! - `worker`: one lease from module to report.
+//! - `work_loop`: start, then take work until asked to stop; `stop`: the stop
+//!   phases, waiting for or releasing running tasks, the last deliveries.
+//! - `counters`: what the agent did, and [`AgentSummary`].
+
+mod backoff;
+mod capacity;
+mod client;
+mod config;
+mod counters;
+mod durable_file;
+mod error;
+mod identity;
+mod lease_keeper;
+mod module_fetch;
+mod module_store;
+mod offer_policy;
+mod outbox;
+mod registration;
+mod reporter;
+mod stop;
+mod work_loop;
+mod worker;
+
+use std::convert::Infallible;
+use std::future::Future;
+
+pub use backoff::{Backoff, BackoffConfig, INITIAL_BACKOFF, MAX_BACKOFF};
+pub use config::{
+    AgentConfig, DEFAULT_MEMORY_BYTES, DEFAULT_STOP_TIMEOUT, MIN_MEMORY_BYTES, default_name,
+    default_slots, default_state_dir,
+};
+pub use counters::AgentSummary;
+pub use error::AgentError;
+pub use identity::{IDENTITY_FILE, Identity};
+pub use module_store::MAX_MODULE_BYTES;
+pub use offer_policy::{BestRateFirst, Capacity, OfferPolicy};
+
+use stop::{StopPhase, StopSignal};
+
+/// Runs the agent until `shutdown` completes, then stops gracefully: no new
+/// work, running tasks finish (their leases are released after
+/// [`AgentConfig::stop_timeout`]), results are reported. Returns what the
+/// agent did.
+///
+/// Errors only when the agent cannot run at all (bad configuration, unusable
+/// state directory, sandbox unavailable, registration refused); a broker that
+/// is away is waited for.
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<AgentSummary, AgentError> {
+    run_with_force(config, shutdown, std::future::pending()).await
+}
+
+/// [`run`], plus `force`: once it completes after `shutdown`, running tasks
+/// are released at once and unsent results are left in the outbox (a second
+/// Ctrl-C).
+pub async fn run_with_force(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    force: impl Future<Output = ()> + Send,
+) -> Result<AgentSummary, AgentError> {
+    let (phase, stop) = StopSignal::new();
+    let agent = work_loop::run_agent(config, stop);
+    let signals = async move {
+        shutdown.await;
+        tracing::info!("stop requested");
+        phase.send_replace(StopPhase::Stopping);
+        force.await;
+        tracing::info!("forced stop requested");
+        phase.send_replace(StopPhase::Forced);
+        std::future::pending::<Infallible>().await
+    };
+    tokio::select! {
+        summary = agent => summary,
+        never = signals => match never {},
+    }
+}

@@ -1,0 +1,290 @@
+//! The agent's life: start (state, sandbox, registration, outbox backlog),
+//! take work while running, then stop in order — no new work, let running
+//! tasks finish (or release them), deliver what is left to report.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use wasmgrid_proto::v1::{AcceptOffersRequest, AcceptOffersResponse, RequestWorkRequest, TaskRef};
+use wasmgrid_runtime::{Runtime, RuntimeConfig};
+
+use crate::backoff::Backoff;
+use crate::capacity::CapacityPool;
+use crate::client::{BrokerClient, Retry};
+use crate::config::AgentConfig;
+use crate::counters::{AgentSummary, Counters, add};
+use crate::error::AgentError;
+use crate::module_store::ModuleStore;
+use crate::offer_policy::Capacity;
+use crate::outbox::Outbox;
+use crate::registration::Session;
+use crate::reporter::{self, Reporter};
+use crate::stop::{StopSignal, drain_reports, finish_workers};
+use crate::worker::{self, WorkerContext};
+
+/// Bounds on the broker's `retry_after_ms`: at least 50 ms, so a broker that
+/// answers 0 cannot make the agent spin; at most 5 s, so the agent notices
+/// new work soon even when the broker asks for more patience.
+const MIN_POLL_PAUSE: Duration = Duration::from_millis(50);
+const MAX_POLL_PAUSE: Duration = Duration::from_secs(5);
+
+/// Pause when offers came but none fitted: the same offers will not fit
+/// better until a running task ends (which also ends the pause).
+const NOTHING_FITTED_PAUSE: Duration = Duration::from_secs(1);
+
+/// How long `AcceptOffers` is retried. Offers are held for the agent only
+/// briefly; past this they are gone anyway, and asking anew is better.
+const ACCEPT_RETRY: Duration = Duration::from_secs(10);
+
+/// At stop, how long the reporter may keep delivering once tasks are done
+/// (the stop timeout, within these bounds). Undelivered results stay in the
+/// outbox and go out at the next start, so waiting longer for an absent
+/// broker would only delay the exit; but even an impatient stop gives the
+/// last results a moment to reach a broker that is there.
+const REPORT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const MIN_REPORT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Runs the agent until `stop` says so and everything is wound down.
+pub(crate) async fn run_agent(
+    config: AgentConfig,
+    stop: StopSignal,
+) -> Result<AgentSummary, AgentError> {
+    let broker_url = config.validate()?;
+    let state_dir = config.state_dir.clone();
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|error| AgentError::state_dir(&state_dir, error))?;
+    let outbox_dir = state_dir.join("outbox");
+    let outbox =
+        Outbox::open(&outbox_dir).map_err(|error| AgentError::state_dir(&outbox_dir, error))?;
+    let modules_dir = state_dir.join("modules");
+    let modules = ModuleStore::open(&modules_dir)
+        .map_err(|error| AgentError::state_dir(&modules_dir, error))?;
+    let runtime = Runtime::new(runtime_config(&config))?;
+    let counters = Arc::new(Counters::default());
+    let session = Session::new(&config, broker_url.clone());
+    let client = BrokerClient::new(&broker_url, session, config.backoff)?;
+    tracing::info!(
+        broker = %broker_url,
+        slots = config.slots,
+        memory_bytes = config.memory_bytes,
+        state_dir = %state_dir.display(),
+        "agent starting"
+    );
+
+    tokio::select! {
+        signed_in = client.sign_in() => { signed_in?; }
+        () = stop.stopping() => {
+            tracing::info!("stopped before registering");
+            return Ok(counters.summary(String::new(), outbox.pending()));
+        }
+    }
+    let backlog = outbox
+        .load_all()
+        .map_err(|error| AgentError::state_dir(&outbox_dir, error))?;
+    let Reporter {
+        sender,
+        backlog_tried,
+        task: reporter,
+    } = reporter::spawn(
+        client.clone(),
+        outbox.clone(),
+        Arc::clone(&counters),
+        backlog,
+    );
+    tokio::select! {
+        _ = backlog_tried => {}
+        () = stop.stopping() => {}
+    }
+
+    let ctx = Arc::new(WorkerContext {
+        client: client.clone(),
+        runtime,
+        modules: Arc::new(modules),
+        outbox: outbox.clone(),
+        reports: sender,
+        counters: Arc::clone(&counters),
+    });
+    let pool = CapacityPool::new(Capacity {
+        slots: config.slots,
+        memory_bytes: config.memory_bytes,
+    });
+    let (release_sender, release) = watch::channel(false);
+    let mut workers = JoinSet::new();
+    take_work(&config, &ctx, &pool, &release, &mut workers, &stop).await;
+    tracing::info!(running = workers.len(), "stopping: no new work");
+    finish_workers(&mut workers, &stop, config.stop_timeout, &release_sender).await;
+    // The workers are done: this drops the last sender, so the reporter
+    // ends once it delivered what is queued.
+    drop(ctx);
+    let drain_timeout = config
+        .stop_timeout
+        .clamp(MIN_REPORT_DRAIN_TIMEOUT, REPORT_DRAIN_TIMEOUT);
+    drain_reports(reporter, &stop, drain_timeout, &outbox).await;
+
+    let summary = counters.summary(client.session.agent_id(), outbox.pending());
+    tracing::info!(
+        tasks_run = summary.tasks_run,
+        tasks_ok = summary.tasks_ok,
+        tasks_failed = summary.tasks_failed,
+        fuel_consumed = summary.fuel_consumed,
+        reports_pending = summary.reports_pending,
+        "agent stopped"
+    );
+    Ok(summary)
+}
+
+/// The sandbox for this agent: one task thread per slot, no task above the
+/// agent's whole memory, compiled modules kept in the state directory.
+fn runtime_config(config: &AgentConfig) -> RuntimeConfig {
+    let defaults = RuntimeConfig::default();
+    // Whole wasm pages, as the pooling allocator sizes memory slots in pages.
+    let memory = config.memory_bytes - config.memory_bytes % (64 << 10);
+    RuntimeConfig {
+        max_concurrent_tasks: NonZeroUsize::new(config.slots).unwrap_or(NonZeroUsize::MIN),
+        max_memory_bytes: memory.min(defaults.max_memory_bytes),
+        cache_dir: Some(config.state_dir.join("compiled")),
+        ..defaults
+    }
+}
+
+/// Asks for work, accepts what fits and starts a worker per lease, until a
+/// stop is asked for.
+async fn take_work(
+    config: &AgentConfig,
+    ctx: &Arc<WorkerContext>,
+    pool: &Arc<CapacityPool>,
+    release: &watch::Receiver<bool>,
+    workers: &mut JoinSet<()>,
+    stop: &StopSignal,
+) {
+    let mut backoff = Backoff::new(config.backoff);
+    loop {
+        reap(workers);
+        if stop.is_stopping() {
+            return;
+        }
+        let free = pool.free();
+        if free.slots == 0 {
+            tokio::select! {
+                () = pool.freed() => continue,
+                () = stop.stopping() => return,
+            }
+        }
+        let request = RequestWorkRequest {
+            capacity: u32::try_from(free.slots).unwrap_or(u32::MAX),
+            free_memory_bytes: free.memory_bytes,
+        };
+        let asked = ctx
+            .client
+            .call("request work", Retry::Forever, |mut grpc| async move {
+                grpc.request_work(request).await
+            });
+        let response = tokio::select! {
+            response = asked => response,
+            () = stop.stopping() => return,
+        };
+        let response = match response {
+            Ok(response) => {
+                backoff.reset();
+                response
+            }
+            Err(status) => {
+                tracing::error!(code = ?status.code(), detail = status.message(), "the broker refused the request for work");
+                pause(backoff.next_delay(), stop).await;
+                continue;
+            }
+        };
+        let retry_after = Duration::from_millis(response.retry_after_ms.into())
+            .clamp(MIN_POLL_PAUSE, MAX_POLL_PAUSE);
+        if response.offers.is_empty() {
+            tracing::trace!(?retry_after, "no work offered");
+            pause(retry_after, stop).await;
+            continue;
+        }
+        let chosen = config.offer_policy.choose(&response.offers, free);
+        if chosen.is_empty() {
+            tracing::debug!(offers = response.offers.len(), ?free, "no offer fits");
+            tokio::select! {
+                () = pool.freed() => {}
+                () = tokio::time::sleep(retry_after.max(NOTHING_FITTED_PAUSE)) => {}
+                () = stop.stopping() => return,
+            }
+            continue;
+        }
+        // Not interrupted by a stop: leases granted meanwhile are released.
+        let Some(accepted) = accept(&ctx.client, chosen).await else {
+            pause(MIN_POLL_PAUSE, stop).await;
+            continue;
+        };
+        if !accepted.rejected.is_empty() {
+            tracing::debug!(
+                rejected = accepted.rejected.len(),
+                "some offers were no longer available"
+            );
+        }
+        if accepted.leases.is_empty() {
+            pause(MIN_POLL_PAUSE, stop).await;
+            continue;
+        }
+        for lease in accepted.leases {
+            add(&ctx.counters.leases_accepted, 1);
+            if stop.is_stopping() {
+                worker::release_lease(ctx, &lease.lease_id, "the agent is stopping").await;
+                continue;
+            }
+            let memory = lease
+                .limits
+                .as_ref()
+                .map_or(0, |limits| limits.memory_bytes);
+            let reservation = pool.reserve(memory);
+            workers.spawn(worker::work_on(
+                Arc::clone(ctx),
+                lease,
+                reservation,
+                release.clone(),
+            ));
+        }
+    }
+}
+
+/// Accepts `tasks`; `None` if the broker could not be asked.
+async fn accept(client: &BrokerClient, tasks: Vec<TaskRef>) -> Option<AcceptOffersResponse> {
+    let request = AcceptOffersRequest { tasks };
+    let accepted = client
+        .call(
+            "accept offers",
+            Retry::for_duration(ACCEPT_RETRY),
+            |mut grpc| {
+                let request = request.clone();
+                async move { grpc.accept_offers(request).await }
+            },
+        )
+        .await;
+    match accepted {
+        Ok(accepted) => Some(accepted),
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), detail = status.message(), "cannot accept offers");
+            None
+        }
+    }
+}
+
+/// Collects workers that ended, logging any that panicked.
+fn reap(workers: &mut JoinSet<()>) {
+    while let Some(joined) = workers.try_join_next() {
+        if let Err(error) = joined {
+            tracing::error!(%error, "a worker failed");
+        }
+    }
+}
+
+/// Sleeps for `duration`, or until a stop is asked for.
+async fn pause(duration: Duration, stop: &StopSignal) {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        () = stop.stopping() => {}
+    }
+}

@@ -1,0 +1,453 @@
+//! The agent end to end against a fake broker over real sockets: the whole
+//! protocol, restarts, a broker that misbehaves or is away, and stopping.
+
+mod fake_broker;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_broker::FakeBroker;
+use prost::Message;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wasmgrid_agent::{AgentConfig, AgentError, AgentSummary, BackoffConfig, Identity};
+use wasmgrid_proto::v1::{Limits, ReportResultRequest, TaskStatus, TaskStatusKind, Usage};
+
+/// Echoes up to 1 KiB of stdin to stdout.
+const ECHO_WAT: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 1024))
+    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (i32.store (i32.const 4) (i32.load (i32.const 8)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"#;
+
+/// Spins until a limit stops it.
+const SPIN_WAT: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (func (export "_start") (loop $spin (br $spin))))
+"#;
+
+fn wasm(wat: &str) -> Vec<u8> {
+    wat::parse_str(wat).expect("valid wat")
+}
+
+fn limits(wall_time_ms: u64) -> Limits {
+    Limits {
+        memory_bytes: 16 << 20,
+        fuel: 1_000_000_000_000,
+        wall_time_ms,
+        max_output_bytes: 1 << 20,
+        max_stack_bytes: 1 << 20,
+    }
+}
+
+fn config(broker: &str, state_dir: &Path) -> AgentConfig {
+    let mut config = AgentConfig::new(broker, state_dir);
+    config.slots = 2;
+    config.memory_bytes = 512 << 20;
+    config.name = "test-agent".into();
+    config.stop_timeout = Duration::from_secs(10);
+    config.backoff = BackoffConfig {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(200),
+    };
+    config
+}
+
+/// A running agent and the handles to stop it.
+struct RunningAgent {
+    stop: Option<oneshot::Sender<()>>,
+    force: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<AgentSummary, AgentError>>,
+}
+
+impl RunningAgent {
+    fn start(config: AgentConfig) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (force, forced) = oneshot::channel::<()>();
+        let task = tokio::spawn(wasmgrid_agent::run_with_force(
+            config,
+            async {
+                let _ = stopped.await;
+            },
+            async {
+                let _ = forced.await;
+            },
+        ));
+        RunningAgent {
+            stop: Some(stop),
+            force: Some(force),
+            task,
+        }
+    }
+
+    async fn stop(mut self) -> AgentSummary {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.finish().await
+    }
+
+    async fn force_stop(mut self) -> AgentSummary {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(force) = self.force.take() {
+            let _ = force.send(());
+        }
+        self.finish().await
+    }
+
+    async fn finish(self) -> AgentSummary {
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the agent stops in time")
+            .expect("the agent task does not panic")
+            .expect("the agent runs")
+    }
+}
+
+fn outbox_files(state_dir: &Path, extension: &str) -> usize {
+    std::fs::read_dir(state_dir.join("outbox"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.path().extension().is_some_and(|ext| ext == extension))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_tasks_and_reports_their_results() {
+    let broker = FakeBroker::start().await;
+    let inputs: Vec<Vec<u8>> = (0..6).map(|i| format!("input {i}").into_bytes()).collect();
+    let input_refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+    let sha256 = broker.add_workload("w1", &wasm(ECHO_WAT), &input_refs, limits(10_000));
+    let state = tempfile::tempdir().expect("tempdir");
+
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("six reports", |s| s.reports.len() == 6)
+        .await;
+    let summary = agent.stop().await;
+
+    let state_now = broker.shared.lock();
+    assert_eq!(state_now.registrations.len(), 1);
+    assert_eq!(state_now.registrations[0].name, "test-agent");
+    assert_eq!(state_now.registrations[0].slots, 2);
+    assert_eq!(
+        state_now.fetches, 1,
+        "the module is fetched once, then cached"
+    );
+    let mut outputs: Vec<Vec<u8>> = state_now.reports.iter().map(|r| r.output.clone()).collect();
+    outputs.sort();
+    assert_eq!(outputs, inputs);
+    for report in &state_now.reports {
+        let status = report.status.as_ref().expect("status");
+        assert_eq!(status.kind, TaskStatusKind::Ok as i32);
+        let usage = report.usage.as_ref().expect("usage");
+        assert!(usage.fuel_consumed > 0);
+        assert!(!usage.metering_version.is_empty());
+    }
+    assert_eq!(summary.tasks_run, 6);
+    assert_eq!(summary.tasks_ok, 6);
+    assert_eq!(summary.reports_counted, 6);
+    assert_eq!(summary.reports_pending, 0);
+    assert!(summary.fuel_consumed > 0);
+    assert_eq!(summary.agent_id, "agent-1");
+    assert!(
+        state
+            .path()
+            .join("modules")
+            .join(format!("{sha256}.wasm"))
+            .exists()
+    );
+    assert_eq!(outbox_files(state.path(), "pb"), 0);
+    let identity = Identity::load(state.path())
+        .expect("readable")
+        .expect("saved");
+    assert_eq!(identity.broker, broker.url());
+    assert_eq!(identity.agent_id, "agent-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_reuses_the_identity_and_resends_the_outbox_first() {
+    let broker = FakeBroker::start().await;
+    broker.shared.update(|s| {
+        s.tokens.insert("kept-token".into());
+    });
+    let state = tempfile::tempdir().expect("tempdir");
+    Identity {
+        broker: broker.url(),
+        agent_id: "agent-kept".into(),
+        token: "kept-token".into(),
+    }
+    .save(state.path())
+    .expect("save identity");
+    let outbox = state.path().join("outbox");
+    std::fs::create_dir_all(&outbox).expect("outbox dir");
+    let pending = ReportResultRequest {
+        lease_id: "old-1".into(),
+        status: Some(TaskStatus {
+            kind: TaskStatusKind::Ok as i32,
+            ..TaskStatus::default()
+        }),
+        output: b"done before the restart".to_vec(),
+        stderr: Vec::new(),
+        usage: Some(Usage {
+            fuel_consumed: 99,
+            ..Usage::default()
+        }),
+    };
+    std::fs::write(outbox.join("old-1.pb"), pending.encode_to_vec()).expect("write report");
+    std::fs::write(outbox.join("broken.pb"), [0xff, 0xff, 0xff, 0x0f, 0x02])
+        .expect("write garbage");
+
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("the old report", |s| !s.reports.is_empty())
+        .await;
+    let summary = agent.stop().await;
+
+    let state_now = broker.shared.lock();
+    assert!(
+        state_now.registrations.is_empty(),
+        "the saved identity is reused"
+    );
+    assert_eq!(state_now.reports, [pending]);
+    assert_eq!(summary.reports_acknowledged, 1);
+    assert_eq!(summary.agent_id, "agent-kept");
+    assert_eq!(outbox_files(state.path(), "pb"), 0);
+    assert_eq!(
+        outbox_files(state.path(), "corrupt"),
+        1,
+        "the corrupt report is set aside"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_again_when_the_broker_forgot_the_agent() {
+    let broker = FakeBroker::start().await;
+    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"hello"], limits(10_000));
+    let state = tempfile::tempdir().expect("tempdir");
+    Identity {
+        broker: broker.url(),
+        agent_id: "agent-wiped".into(),
+        token: "token-the-broker-forgot".into(),
+    }
+    .save(state.path())
+    .expect("save identity");
+
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("a report", |s| s.reports.len() == 1)
+        .await;
+    let summary = agent.stop().await;
+
+    assert_eq!(broker.shared.lock().registrations.len(), 1);
+    assert_eq!(summary.tasks_ok, 1);
+    let identity = Identity::load(state.path())
+        .expect("readable")
+        .expect("saved");
+    assert_eq!(identity.agent_id, "agent-1");
+    assert_eq!(identity.token, "token-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_reports_are_retried_until_acknowledged() {
+    let broker = FakeBroker::start().await;
+    broker.shared.update(|s| s.refuse_reports = 3);
+    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"x"], limits(10_000));
+    let state = tempfile::tempdir().expect("tempdir");
+
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("a report", |s| s.reports.len() == 1)
+        .await;
+    let summary = agent.stop().await;
+
+    assert_eq!(broker.shared.lock().refuse_reports, 0);
+    assert_eq!(summary.reports_acknowledged, 1);
+    assert_eq!(summary.reports_pending, 0);
+    assert_eq!(outbox_files(state.path(), "pb"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_module_download_is_fetched_again() {
+    let broker = FakeBroker::start().await;
+    broker.shared.update(|s| s.corrupt_fetches = 1);
+    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"x"], limits(10_000));
+    let state = tempfile::tempdir().expect("tempdir");
+
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("a report", |s| s.reports.len() == 1)
+        .await;
+    let summary = agent.stop().await;
+
+    assert_eq!(broker.shared.lock().fetches, 2);
+    assert_eq!(summary.tasks_ok, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_starts_late_is_waited_for() {
+    // Find a free port, then leave it closed for a while.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    drop(listener);
+    let state = tempfile::tempdir().expect("tempdir");
+    let agent = RunningAgent::start(config(&format!("http://{addr}"), state.path()));
+
+    // The broker is down: the agent keeps retrying with backoff.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    let broker = FakeBroker::start_on(listener, Arc::default());
+    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"late"], limits(10_000));
+    broker
+        .shared
+        .wait_for("a report", |s| s.reports.len() == 1)
+        .await;
+    let summary = agent.stop().await;
+    assert_eq!(summary.tasks_ok, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_the_sandbox_refuses_release_the_lease() {
+    let broker = FakeBroker::start().await;
+    let mut bad = limits(10_000);
+    bad.max_stack_bytes = 0;
+    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"x"], bad);
+    let state = tempfile::tempdir().expect("tempdir");
+
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("a release", |s| s.releases.len() == 1)
+        .await;
+    let summary = agent.stop().await;
+
+    let state_now = broker.shared.lock();
+    assert!(
+        state_now.releases[0].reason.contains("invalid limits"),
+        "{:?}",
+        state_now.releases
+    );
+    assert!(state_now.reports.is_empty());
+    assert_eq!(summary.leases_released, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_lease_is_noted_and_its_result_still_reported() {
+    let broker = FakeBroker::start().await;
+    broker.shared.update(|s| {
+        s.revoke_on_extend = true;
+        s.lease_ms = 600;
+    });
+    broker.add_workload("w1", &wasm(SPIN_WAT), &[b""], limits(1_500));
+    let state = tempfile::tempdir().expect("tempdir");
+
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("a report", |s| s.reports.len() == 1)
+        .await;
+    let summary = agent.stop().await;
+
+    let status = broker.shared.lock().reports[0]
+        .status
+        .clone()
+        .expect("status");
+    assert_eq!(status.kind, TaskStatusKind::Timeout as i32);
+    assert_eq!(summary.leases_lost, 1);
+    assert_eq!(summary.tasks_failed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_timeout_releases_running_tasks() {
+    let broker = FakeBroker::start().await;
+    broker.add_workload("w1", &wasm(SPIN_WAT), &[b""], limits(3_000));
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&broker.url(), state.path());
+    config.stop_timeout = Duration::from_millis(200);
+
+    let agent = RunningAgent::start(config);
+    broker
+        .shared
+        .wait_for("the module fetch", |s| s.fetches == 1)
+        .await;
+    let summary = agent.stop().await;
+
+    let state_now = broker.shared.lock();
+    assert_eq!(state_now.releases.len(), 1);
+    assert!(state_now.reports.is_empty());
+    assert_eq!(summary.leases_released, 1);
+    assert_eq!(summary.tasks_run, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_stop_releases_running_tasks_at_once() {
+    let broker = FakeBroker::start().await;
+    broker.add_workload("w1", &wasm(SPIN_WAT), &[b""], limits(3_000));
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&broker.url(), state.path());
+    config.stop_timeout = Duration::from_secs(600);
+
+    let agent = RunningAgent::start(config);
+    broker
+        .shared
+        .wait_for("the module fetch", |s| s.fetches == 1)
+        .await;
+    let summary = agent.force_stop().await;
+
+    assert_eq!(broker.shared.lock().releases.len(), 1);
+    assert_eq!(summary.leases_released, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_results_wait_in_the_outbox_for_the_next_start() {
+    let broker = FakeBroker::start().await;
+    broker.shared.update(|s| s.refuse_reports = u32::MAX);
+    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"keep me"], limits(10_000));
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut first_config = config(&broker.url(), state.path());
+    first_config.stop_timeout = Duration::from_millis(100);
+
+    let agent = RunningAgent::start(first_config);
+    broker
+        .shared
+        .wait_for("a refused report", |s| s.refuse_reports < u32::MAX)
+        .await;
+    let summary = agent.stop().await;
+    assert_eq!(summary.tasks_ok, 1);
+    assert_eq!(summary.reports_pending, 1);
+    assert_eq!(outbox_files(state.path(), "pb"), 1);
+
+    broker.shared.update(|s| s.refuse_reports = 0);
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("the report", |s| s.reports.len() == 1)
+        .await;
+    let summary = agent.stop().await;
+    assert_eq!(summary.tasks_run, 0);
+    assert_eq!(summary.reports_acknowledged, 1);
+    assert_eq!(summary.reports_pending, 0);
+    assert_eq!(broker.shared.lock().reports[0].output, b"keep me");
+    assert_eq!(outbox_files(state.path(), "pb"), 0);
+}

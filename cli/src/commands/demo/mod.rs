@@ -1,0 +1,187 @@
+//! `wasmgrid demo`: a whole grid on this machine in one command. Starts a
+//! broker and agents as child processes, counts the primes below a limit as
+//! a workload of many tasks, shows its progress, checks the answer, prints
+//! what each agent did, and stops everything.
+//!
+//! - `cluster`: finding the binaries and modules, starting and stopping.
+//! - `prime_count`: the workload's inputs, limits and known answers.
+
+mod cluster;
+mod prime_count;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use wasmgrid_proto::v1::{AgentInfo, WorkloadState};
+
+use self::cluster::{Cluster, Programs};
+use crate::children::log_tail;
+use crate::client::Broker;
+use crate::commands::agents::list_agents;
+use crate::commands::results::fetch;
+use crate::commands::wait::{follow, report_end};
+use crate::module_file::read_module;
+use crate::progress::LiveProgress;
+use crate::submission::{Workload, submit};
+use crate::table::{Table, duration_text};
+use crate::units::parse_count;
+
+/// Lines of each log shown when the demo fails.
+const LOG_TAIL_LINES: usize = 20;
+
+/// Arguments of `wasmgrid demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Volunteer agents to start, each running one task at a time.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    agents: u32,
+    /// Tasks the range [0, limit) is split into, of equal width.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    tasks: u32,
+    /// Count the primes below this number, e.g. 1e9 (checked against the
+    /// known answer when it is a power of ten).
+    #[arg(long, default_value = "1000000000", value_parser = parse_count)]
+    limit: u64,
+    /// Keep the temporary directory (broker data, agent state, logs) and
+    /// print its path.
+    #[arg(long)]
+    keep: bool,
+    /// Directory holding wasmgrid-broker and wasmgrid-agent; by default the
+    /// directory of this executable.
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Directory holding primes.wasm and sum-u64.wasm; by default
+    /// <exe dir>/../wasm32-wasip1/release (built by `cargo sample-tasks`).
+    #[arg(long, value_name = "DIR")]
+    tasks_dir: Option<PathBuf>,
+}
+
+/// Runs the demo; `Ok(false)` when the workload failed or its answer is wrong.
+pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
+    let programs = Programs::locate(args.bin_dir.as_deref(), args.tasks_dir.as_deref())?;
+    let workdir = tempfile::Builder::new()
+        .prefix("wasmgrid-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let result = run_in(&args, &programs, workdir.path()).await;
+    if !matches!(result, Ok(true)) {
+        print_log_tails(workdir.path(), args.agents);
+    }
+    if args.keep {
+        let kept = workdir.keep();
+        eprintln!("kept {} (broker data, agent state, logs)", kept.display());
+    }
+    result
+}
+
+async fn run_in(args: &DemoArgs, programs: &Programs, dir: &Path) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let mut cluster = Cluster::start(programs, dir, args.agents).await?;
+    let plural = if args.agents == 1 { "" } else { "s" };
+    eprintln!(
+        "started a broker at {} and {} agent{plural}",
+        cluster.broker_url, args.agents
+    );
+    let url = cluster.broker_url.clone();
+    let outcome = tokio::select! {
+        outcome = count_primes(args, programs, &url) => outcome,
+        error = cluster.exited() => Err(error),
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    eprintln!("stopping the agents and the broker");
+    let killed = tokio::task::spawn_blocking(move || cluster.stop())
+        .await
+        .context("stopping the children panicked")?;
+    if !killed.is_empty() {
+        eprintln!("had to kill {} after the grace period", killed.join(", "));
+    }
+    let good = outcome?;
+    println!("total wall time     {}", duration_text(started.elapsed()));
+    Ok(good)
+}
+
+/// Submits the workload, follows it, checks and prints the answer and the
+/// agents' statistics. `Ok(false)` when it failed or the answer is wrong.
+async fn count_primes(args: &DemoArgs, programs: &Programs, url: &str) -> anyhow::Result<bool> {
+    let mut broker = Broker::connect_url(url).await?;
+    let width = args.limit.div_ceil(u64::from(args.tasks));
+    let workload = Workload {
+        name: format!("primes below {}", args.limit),
+        issuer: "demo".to_owned(),
+        module: read_module(&programs.primes, "module")?,
+        reducer: Some(read_module(&programs.sum, "reducer")?),
+        inputs: prime_count::inputs(args.limit, args.tasks),
+        limits: prime_count::limits(width),
+        replicas: 1,
+        max_attempts: 3,
+        credits_per_fuel: 1e-9,
+    };
+    eprintln!(
+        "counting the primes below {} in {} tasks",
+        args.limit, args.tasks
+    );
+    let submitted = Instant::now();
+    let id = submit(&mut broker, workload).await?.workload_id;
+    let mut progress = LiveProgress::new();
+    let status = follow(&mut broker, &id, &mut progress).await?;
+    progress.finish(&status);
+    if status.state() != WorkloadState::Done {
+        report_end(&status);
+        return Ok(false);
+    }
+    let end = fetch(&mut broker, &id, |_| Ok(()))
+        .await?
+        .filter(|end| end.reduced)
+        .ok_or_else(|| anyhow!("workload {id} is done but the broker sent no reduced result"))?;
+    let grid_time = submitted.elapsed();
+    let text = String::from_utf8_lossy(&end.output);
+    let count: u64 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("the reducer's result '{text}' is not a number"))?;
+    println!("primes below {}: {count}", args.limit);
+    let correct = match prime_count::known_count(args.limit) {
+        Some((k, known)) if known == count => {
+            println!("correct: the known π(10^{k}) is {known}");
+            true
+        }
+        Some((k, known)) => {
+            println!("WRONG: the known π(10^{k}) is {known}");
+            false
+        }
+        None => true,
+    };
+    let agents = list_agents(&mut broker).await?;
+    print!("\n{}\n", agent_statistics(&agents).render());
+    println!("workload wall time  {}", duration_text(grid_time));
+    Ok(correct)
+}
+
+fn agent_statistics(agents: &[AgentInfo]) -> Table {
+    let mut table = Table::new(&["AGENT", ">TASKS OK", ">FAILED", ">FUEL", ">BUSY"]);
+    for agent in agents {
+        table.row(vec![
+            agent.name.clone(),
+            agent.tasks_ok.to_string(),
+            agent.tasks_failed.to_string(),
+            agent.fuel_consumed.to_string(),
+            duration_text(Duration::from_millis(agent.busy_ms)),
+        ]);
+    }
+    table
+}
+
+/// The end of the broker's and each agent's log, for a demo that failed.
+fn print_log_tails(dir: &Path, agents: u32) {
+    let logs =
+        std::iter::once("broker".to_owned()).chain((1..=agents).map(|k| format!("agent-{k}")));
+    for name in logs {
+        let path = dir.join(format!("{name}.log"));
+        if path.exists() {
+            eprintln!("--- last lines of {} ---", path.display());
+            eprint!("{}", log_tail(&path, LOG_TAIL_LINES));
+        }
+    }
+}

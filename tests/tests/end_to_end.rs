@@ -1,0 +1,369 @@
+//! The whole flow with real processes: an issuer submits, a broker
+//! distributes to several agents, they run the tasks in the sandbox and
+//! report, and the end result is exact — also when agents or the broker are
+//! killed on the way.
+
+use std::time::Duration;
+
+use tonic::Code;
+use wasmgrid_proto::v1;
+use wasmgrid_tests::{
+    AgentProcess, BrokerProcess, Submission, admin, issuer, results, wait_until_final,
+};
+
+/// π(10^9), the answer of the demo workload.
+const PI_OF_1E9: u64 = 50_847_534;
+/// π(10^8).
+const PI_OF_1E8: u64 = 5_761_455;
+
+fn end_value(end: &v1::EndResult) -> u64 {
+    assert!(end.reduced, "the reducer ran");
+    String::from_utf8_lossy(&end.output)
+        .parse()
+        .expect("a count")
+}
+
+async fn tasks_of(url: &str, workload_id: &str) -> Vec<v1::TaskInfo> {
+    issuer(url)
+        .await
+        .list_tasks(v1::WorkloadRequest {
+            workload_id: workload_id.to_owned(),
+        })
+        .await
+        .expect("tasks")
+        .into_inner()
+        .tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_agents_count_the_primes_below_ten_to_the_eight() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
+    let url = broker.url();
+    let agents: Vec<AgentProcess> = (0..3)
+        .map(|i| {
+            AgentProcess::start(
+                &url,
+                &dir.path().join(format!("agent-{i}")),
+                &format!("agent-{i}"),
+                1,
+                &[],
+            )
+        })
+        .collect();
+    let mut client = issuer(&url).await;
+    let workload_id = Submission::primes(100_000_000, 30)
+        .submit(&mut client)
+        .await
+        .expect("submit");
+    let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(120)).await;
+    assert_eq!(
+        status.state,
+        v1::WorkloadState::Done as i32,
+        "{status:?}\n{}",
+        broker.log_tail()
+    );
+    assert_eq!((status.done, status.total, status.failed), (30, 30, 0));
+    let (tasks, end) = results(&mut client, &workload_id).await.expect("results");
+    assert_eq!(end_value(&end), PI_OF_1E8);
+    assert_eq!(tasks.len(), 30);
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.usage.as_ref().is_some_and(|u| u.fuel_consumed > 0))
+    );
+
+    // Who did what: every task ran once, and the agents' figures add up.
+    let history = tasks_of(&url, &workload_id).await;
+    assert!(
+        history
+            .iter()
+            .all(|task| task.state == v1::TaskState::Done as i32)
+    );
+    let listed = admin(&url)
+        .await
+        .list_agents(v1::ListAgentsRequest {})
+        .await
+        .expect("agents")
+        .into_inner()
+        .agents;
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed.iter().map(|a| a.tasks_ok).sum::<u64>(), 30);
+    let fuel: u64 = tasks
+        .iter()
+        .map(|t| t.usage.as_ref().map_or(0, |u| u.fuel_consumed))
+        .sum();
+    assert_eq!(listed.iter().map(|a| a.fuel_consumed).sum::<u64>(), fuel);
+    drop(agents);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_of_a_killed_agent_is_reissued_after_its_lease_expires() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &["--lease-timeout", "2s"]);
+    let url = broker.url();
+    let mut doomed = AgentProcess::start(&url, &dir.path().join("doomed"), "doomed", 1, &[]);
+    let mut client = issuer(&url).await;
+    // One task of about a second: the agent is mid-task when it dies.
+    let workload_id = Submission::primes(1_000_000_000, 1)
+        .submit(&mut client)
+        .await
+        .expect("submit");
+    let started = std::time::Instant::now();
+    loop {
+        let leased = tasks_of(&url, &workload_id).await[0].history.len();
+        if leased > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never leased:\n{}",
+            doomed.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.kill9();
+    let _rescuer = AgentProcess::start(&url, &dir.path().join("rescuer"), "rescuer", 1, &[]);
+    let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(120)).await;
+    assert_eq!(status.state, v1::WorkloadState::Done as i32, "{status:?}");
+    let (_, end) = results(&mut client, &workload_id).await.expect("results");
+    assert_eq!(end_value(&end), PI_OF_1E9);
+    let history = &tasks_of(&url, &workload_id).await[0].history;
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[0].state, "expired");
+    assert_eq!(history[1].state, "reported");
+    assert_ne!(history[0].agent_id, history[1].agent_id);
+}
+
+async fn wait_until_leased(url: &str, workload_id: &str, agent: &AgentProcess) {
+    let started = std::time::Instant::now();
+    while tasks_of(url, workload_id).await[0].history.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never leased:\n{}",
+            agent.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A grid of one agent must still finish: after its lease expired, the task
+/// goes back to the same agent when no other takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_only_agent_gets_its_expired_task_again_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &["--lease-timeout", "1s"]);
+    let url = broker.url();
+    let state_dir = dir.path().join("only");
+    let mut agent = AgentProcess::start(&url, &state_dir, "only", 1, &[]);
+    let mut client = issuer(&url).await;
+    let workload_id = Submission::primes(1_000_000_000, 1)
+        .submit(&mut client)
+        .await
+        .expect("submit");
+    wait_until_leased(&url, &workload_id, &agent).await;
+    agent.kill9();
+    let _same = AgentProcess::start(&url, &state_dir, "only", 1, &[]);
+    let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(120)).await;
+    assert_eq!(status.state, v1::WorkloadState::Done as i32, "{status:?}");
+    let (_, end) = results(&mut client, &workload_id).await.expect("results");
+    assert_eq!(end_value(&end), PI_OF_1E9);
+    let history = &tasks_of(&url, &workload_id).await[0].history;
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(
+        (history[0].state.as_str(), history[1].state.as_str()),
+        ("expired", "reported")
+    );
+    assert_eq!(
+        history[0].agent_id, history[1].agent_id,
+        "the same agent, registered once"
+    );
+}
+
+/// An agent that hangs past its lease and then reports: the task is still
+/// open, so the late result counts instead of being computed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_report_on_an_open_task_counts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &["--lease-timeout", "1s"]);
+    let url = broker.url();
+    let agent = AgentProcess::start(&url, &dir.path().join("sleepy"), "sleepy", 1, &[]);
+    let mut client = issuer(&url).await;
+    let workload_id = Submission::primes(1_000_000_000, 1)
+        .submit(&mut client)
+        .await
+        .expect("submit");
+    wait_until_leased(&url, &workload_id, &agent).await;
+    agent.freeze();
+    let started = std::time::Instant::now();
+    while tasks_of(&url, &workload_id).await[0].history[0].state != "expired" {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "lease never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    agent.thaw();
+    let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(120)).await;
+    assert_eq!(
+        status.state,
+        v1::WorkloadState::Done as i32,
+        "{status:?}\n{}",
+        agent.log_tail()
+    );
+    let (_, end) = results(&mut client, &workload_id).await.expect("results");
+    assert_eq!(end_value(&end), PI_OF_1E9);
+    let history = &tasks_of(&url, &workload_id).await[0].history;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].state, "reported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_workload_restarts_and_finishes_exactly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut broker = BrokerProcess::start(&dir.path().join("broker"), &["--lease-timeout", "3s"]);
+    let url = broker.url();
+    let _agents: Vec<AgentProcess> = (0..2)
+        .map(|i| {
+            AgentProcess::start(
+                &url,
+                &dir.path().join(format!("agent-{i}")),
+                &format!("agent-{i}"),
+                1,
+                &[],
+            )
+        })
+        .collect();
+    let mut client = issuer(&url).await;
+    let workload_id = Submission::primes(1_000_000_000, 40)
+        .submit(&mut client)
+        .await
+        .expect("submit");
+    // Kill it twice at different points of the workload.
+    for done_before_kill in [3, 15] {
+        let started = std::time::Instant::now();
+        loop {
+            let status = client
+                .get_status(v1::WorkloadRequest {
+                    workload_id: workload_id.clone(),
+                })
+                .await
+                .expect("status")
+                .into_inner();
+            if status.done >= done_before_kill {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "{status:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        broker.restart();
+        client = issuer(&url).await;
+    }
+    let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(180)).await;
+    assert_eq!(
+        status.state,
+        v1::WorkloadState::Done as i32,
+        "{status:?}\n{}",
+        broker.log_tail()
+    );
+    let (tasks, end) = results(&mut client, &workload_id).await.expect("results");
+    assert_eq!(end_value(&end), PI_OF_1E9);
+    assert_eq!(tasks.len(), 40);
+    // Each task was accepted once: exactly one counted report per task.
+    for task in tasks_of(&url, &workload_id).await {
+        let reported = task
+            .history
+            .iter()
+            .filter(|run| run.state == "reported")
+            .count();
+        assert_eq!(reported, 1, "task {} ran {:?}", task.index, task.history);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_issuers_share_the_agents_fairly_and_cancel_stops_a_workload() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
+    let url = broker.url();
+    let mut client = issuer(&url).await;
+    // Alice's big workload is queued first; Bob's small one must not wait for it.
+    let mut big = Submission::primes(400_000_000, 80);
+    big.issuer = "alice".into();
+    let mut small = Submission::primes(100_000_000, 4);
+    small.issuer = "bob".into();
+    let mut doomed = Submission::primes(1_000_000_000, 50);
+    doomed.issuer = "carol".into();
+    let big_id = big.submit(&mut client).await.expect("submit");
+    let small_id = small.submit(&mut client).await.expect("submit");
+    let doomed_id = doomed.submit(&mut client).await.expect("submit");
+    let cancelled = client
+        .cancel(v1::WorkloadRequest {
+            workload_id: doomed_id.clone(),
+        })
+        .await
+        .expect("cancel")
+        .into_inner();
+    assert_eq!(cancelled.state, v1::WorkloadState::Cancelled as i32);
+    let again = client
+        .cancel(v1::WorkloadRequest {
+            workload_id: doomed_id.clone(),
+        })
+        .await
+        .expect_err("already cancelled");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+
+    let _agents: Vec<AgentProcess> = (0..2)
+        .map(|i| {
+            AgentProcess::start(
+                &url,
+                &dir.path().join(format!("agent-{i}")),
+                &format!("agent-{i}"),
+                1,
+                &[],
+            )
+        })
+        .collect();
+    let small_status = wait_until_final(&mut client, &small_id, Duration::from_secs(120)).await;
+    let big_status = wait_until_final(&mut client, &big_id, Duration::from_secs(180)).await;
+    assert_eq!(small_status.state, v1::WorkloadState::Done as i32);
+    assert_eq!(big_status.state, v1::WorkloadState::Done as i32);
+    assert!(
+        small_status.finished_unix_ms < big_status.finished_unix_ms,
+        "the small workload finished first"
+    );
+    let (_, small_end) = results(&mut client, &small_id).await.expect("results");
+    assert_eq!(end_value(&small_end), PI_OF_1E8);
+    let (_, big_end) = results(&mut client, &big_id).await.expect("results");
+    assert_eq!(end_value(&big_end), 21_336_326, "π(4·10^8)");
+
+    let doomed_tasks = tasks_of(&url, &doomed_id).await;
+    assert!(
+        doomed_tasks
+            .iter()
+            .all(|t| t.state == v1::TaskState::Cancelled as i32 && t.history.is_empty())
+    );
+    let (doomed_results, doomed_end) = results(&mut client, &doomed_id)
+        .await
+        .expect("results of a cancelled workload");
+    assert_eq!(doomed_results.len(), 50);
+    assert!(!doomed_end.reduced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
+    let mut agent = AgentProcess::start(&broker.url(), &dir.path().join("agent"), "agent", 1, &[]);
+    let mut client = issuer(&broker.url()).await;
+    let workload_id = Submission::primes(10_000_000, 2)
+        .submit(&mut client)
+        .await
+        .expect("submit");
+    let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(60)).await;
+    assert_eq!(status.state, v1::WorkloadState::Done as i32);
+    assert!(
+        agent.terminate(Duration::from_secs(30)),
+        "clean exit:\n{}",
+        agent.log_tail()
+    );
+}
