@@ -28,7 +28,7 @@ impl Broker {
         agent.id = new_agent_id();
         agent.registered_ms = now;
         agent.last_seen_ms = now;
-        let mut conn = self.store.pool().acquire().await?;
+        let mut conn = self.store.conn().await?;
         agents::insert(&mut conn, &agent, &token_digest(&token)).await?;
         tracing::info!(agent = %agent.id, name = %agent.name, "agent registered");
         Ok((agent.id, token))
@@ -46,7 +46,7 @@ impl Broker {
         let agent_id = match cached {
             Some(agent_id) => agent_id,
             None => {
-                let mut conn = self.store.pool().acquire().await?;
+                let mut conn = self.store.conn().await?;
                 let agent_id = agents::by_token(&mut conn, &digest).await?.ok_or_else(|| {
                     BrokerError::Unauthenticated("unknown agent token: register again".into())
                 })?;
@@ -73,7 +73,7 @@ impl Broker {
             due
         };
         if due {
-            let mut conn = self.store.pool().acquire().await?;
+            let mut conn = self.store.conn().await?;
             agents::touch(&mut conn, agent_id, now).await?;
         }
         Ok(())

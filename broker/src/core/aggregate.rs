@@ -35,7 +35,7 @@ impl Broker {
 
     /// Finishes a workload whose tasks are all finished.
     pub async fn aggregate(&self, workload_id: &str) -> BrokerResult<()> {
-        let mut conn = self.store.pool().acquire().await?;
+        let mut conn = self.store.conn().await?;
         let workload = workloads::require(&mut conn, workload_id).await?;
         if workload.state.is_final() {
             return Ok(());
@@ -63,7 +63,7 @@ impl Broker {
                 .runtime
                 .run(&TaskModule::new(reducer), input, &limits, seed)
                 .await?;
-            conn = self.store.pool().acquire().await?;
+            conn = self.store.conn().await?;
             match outcome.status {
                 Status::Ok => (WorkloadState::Done, None, Some(outcome.output)),
                 status => {

@@ -14,7 +14,7 @@ use crate::store::workloads;
 impl Broker {
     /// Pushes an active lease's deadline one lease timeout out.
     pub async fn extend(&self, agent_id: &str, lease_id: &str) -> BrokerResult<i64> {
-        let mut conn = self.store.pool().acquire().await?;
+        let mut conn = self.store.conn().await?;
         let lease = owned_lease(&mut conn, agent_id, lease_id).await?;
         let deadline = now_ms() + duration_ms(self.config.lease_timeout);
         if lease.state != LeaseState::Active

@@ -18,7 +18,7 @@ impl Broker {
     pub(crate) async fn recover(self: &Arc<Self>) -> BrokerResult<()> {
         let _ = self.me.set(Arc::downgrade(self));
         let mut scheduler = self.scheduler.lock().await;
-        let mut conn = self.store.pool().acquire().await?;
+        let mut conn = self.store.conn().await?;
         let running = workloads::list(&mut conn, true).await?;
         let mut complete = Vec::new();
         for workload in running {

@@ -7,7 +7,6 @@ use wasmgrid_proto::v1;
 use wasmgrid_proto::v1::admin_service_server::AdminService;
 
 use crate::core::Broker;
-use crate::error::BrokerError;
 use crate::service::convert::workload_status;
 use crate::store::{agents, workloads};
 
@@ -29,13 +28,7 @@ impl AdminService for AdminApi {
         &self,
         _: Request<v1::ListAgentsRequest>,
     ) -> Result<Response<v1::ListAgentsResponse>, Status> {
-        let mut conn = self
-            .broker
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .map_err(BrokerError::from)?;
+        let mut conn = self.broker.store().conn().await?;
         let agents = agents::list_with_stats(&mut conn)
             .await?
             .into_iter()
@@ -63,13 +56,7 @@ impl AdminService for AdminApi {
         &self,
         _: Request<v1::ListWorkloadsRequest>,
     ) -> Result<Response<v1::ListWorkloadsResponse>, Status> {
-        let mut conn = self
-            .broker
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .map_err(BrokerError::from)?;
+        let mut conn = self.broker.store().conn().await?;
         let mut statuses = Vec::new();
         for workload in workloads::list(&mut conn, false).await? {
             statuses.push(workload_status(&mut conn, &workload).await?);

@@ -12,7 +12,6 @@ use wasmgrid_proto::{MODULE_CHUNK_BYTES, limits_to_wire, status_from_wire, usage
 
 use crate::core::parse_sha256;
 use crate::core::{Broker, IncomingReport};
-use crate::error::BrokerError;
 use crate::store::agents::AgentRow;
 use crate::store::{leases, modules};
 
@@ -153,13 +152,7 @@ impl AgentService for AgentApi {
     ) -> Result<Response<Self::FetchModuleStream>, Status> {
         let agent = self.agent(&request).await?;
         let sha256 = parse_sha256(&request.get_ref().sha256, "sha256")?.to_hex();
-        let mut conn = self
-            .broker
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .map_err(BrokerError::from)?;
+        let mut conn = self.broker.store().conn().await?;
         if !leases::agent_may_fetch(&mut conn, &agent, &sha256).await? {
             return Err(Status::permission_denied(format!(
                 "module {sha256} is not the module of a task this agent leases"

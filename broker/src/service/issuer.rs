@@ -13,7 +13,7 @@ use wasmgrid_proto::{status_to_wire, usage_to_wire};
 use wasmgrid_runtime::{METERING_VERSION, Usage};
 
 use crate::core::Broker;
-use crate::error::{BrokerError, BrokerResult};
+use crate::error::BrokerResult;
 use crate::service::convert::{workload_state, workload_status};
 use crate::service::submit_stream;
 use crate::store::leases::LeaseState;
@@ -36,7 +36,7 @@ impl IssuerApi {
     }
 
     async fn status(&self, workload_id: &str) -> BrokerResult<v1::WorkloadStatus> {
-        let mut conn = self.broker.store().pool().acquire().await?;
+        let mut conn = self.broker.store().conn().await?;
         let workload = workloads::require(&mut conn, workload_id).await?;
         workload_status(&mut conn, &workload).await
     }
@@ -120,13 +120,7 @@ impl IssuerService for IssuerApi {
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<Self::FetchResultsStream>, Status> {
         let workload_id = request.into_inner().workload_id;
-        let mut conn = self
-            .broker
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .map_err(BrokerError::from)?;
+        let mut conn = self.broker.store().conn().await?;
         let workload = workloads::require(&mut conn, &workload_id).await?;
         if !workload.state.is_final() {
             let counts = workloads::counts(&mut conn, &workload_id).await?;
@@ -161,13 +155,7 @@ impl IssuerService for IssuerApi {
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<v1::ListTasksResponse>, Status> {
         let workload_id = &request.get_ref().workload_id;
-        let mut conn = self
-            .broker
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .map_err(BrokerError::from)?;
+        let mut conn = self.broker.store().conn().await?;
         workloads::require(&mut conn, workload_id).await?;
         let states = tasks::states(&mut conn, workload_id).await?;
         let all_leases = leases::of_workload(&mut conn, workload_id).await?;
@@ -219,7 +207,7 @@ async fn stream_results(
 ) -> BrokerResult<()> {
     let mut from = 0;
     loop {
-        let mut conn = broker.store().pool().acquire().await?;
+        let mut conn = broker.store().conn().await?;
         let page = tasks::results_page(&mut conn, workload_id, from, RESULTS_PAGE).await?;
         drop(conn);
         let Some(last) = page.last() else { break };
@@ -254,7 +242,7 @@ async fn stream_results(
             }
         }
     }
-    let mut conn = broker.store().pool().acquire().await?;
+    let mut conn = broker.store().conn().await?;
     let result = workloads::result(&mut conn, workload_id).await?;
     let end = v1::EndResult {
         reduced: result.is_some(),

@@ -18,8 +18,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
 
 use crate::error::{BrokerError, BrokerResult};
 
@@ -62,5 +63,10 @@ impl Store {
     /// The connection pool.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// A connection from the pool, for reads and single statements.
+    pub async fn conn(&self) -> BrokerResult<PoolConnection<Sqlite>> {
+        Ok(self.pool.acquire().await?)
     }
 }
