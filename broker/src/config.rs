@@ -30,6 +30,9 @@ pub struct BrokerConfig {
     pub max_tasks_per_workload: u32,
     /// Wait between pushes of `WatchProgress` when nothing changed.
     pub progress_interval: Duration,
+    /// How long a stopping broker waits for open requests to finish before
+    /// closing their connections (all acknowledged state is committed).
+    pub shutdown_grace: Duration,
 }
 
 impl BrokerConfig {
@@ -45,6 +48,7 @@ impl BrokerConfig {
             max_workload_input_bytes: 512 << 20,
             max_tasks_per_workload: 10_000_000,
             progress_interval: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }

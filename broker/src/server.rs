@@ -34,16 +34,31 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let stop_streams = Arc::clone(&broker);
+    let (stopping, stopped) = tokio::sync::oneshot::channel();
     let shutdown = async move {
         shutdown.await;
         stop_streams.begin_shutdown();
+        let _ = stopping.send(());
     };
-    let served = Server::builder()
+    let server = Server::builder()
         .add_service(agent)
         .add_service(issuer)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    let grace = broker.config().shutdown_grace;
+    // Graceful shutdown waits for every connection to finish; a client that
+    // never does must not keep the broker up. Everything acknowledged is
+    // already committed, so cutting connections after the grace loses nothing.
+    let served = tokio::select! {
+        served = server => served,
+        () = async {
+            let _ = stopped.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "connections still open after the shutdown grace; closing them");
+            Ok(())
+        }
+    };
     expiry.abort();
     served?;
     Ok(())

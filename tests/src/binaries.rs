@@ -1,7 +1,10 @@
-//! The workspace's binaries, built on demand. `cargo test` builds only the
-//! binaries of the package under test, so the first test that needs the
-//! broker, agent or CLI runs `cargo build` for them (a no-op when they are
-//! up to date; cargo holds no lock while tests run).
+//! The workspace's binaries. `cargo test --workspace` builds them (each of
+//! their packages has integration tests), with the same features as the
+//! tests. So that `cargo test -p wasmgrid-tests` alone also runs against
+//! current binaries, the first test that needs one runs `cargo test
+//! --workspace --no-run`: a no-op after `cargo test --workspace`, and the
+//! same feature set, so nothing (wasmtime above all) is built twice. Cargo
+//! holds no lock while tests run.
 
 use std::path::PathBuf;
 use std::process::Command;

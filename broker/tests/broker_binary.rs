@@ -1,0 +1,143 @@
+//! The `wasmgrid-broker` binary itself: its help, the data-dir lock, and a
+//! prompt shutdown even while progress streams are open.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wasmgrid_proto::v1::issuer_service_client::IssuerServiceClient;
+use wasmgrid_proto::v1::{self, submit_workload_request::Part};
+
+fn broker(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmgrid-broker"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Waits for the broker to write its address.
+fn address(data_dir: &std::path::Path, child: &mut Child) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(addr) = std::fs::read_to_string(data_dir.join("broker.addr")) {
+            return addr;
+        }
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "broker exited early"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "broker did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Some(status) = child.try_wait().expect("poll") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn help_explains_the_flags() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmgrid-broker"))
+        .arg("--help")
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in ["--listen", "--data-dir", "--lease-timeout", "--log-format"] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn a_second_broker_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut first = broker(dir.path()).spawn().expect("starts");
+    address(dir.path(), &mut first);
+    let second = broker(dir.path()).output().expect("runs");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another broker is running on"), "{stderr}");
+    first.kill().expect("kill");
+    let _ = first.wait();
+}
+
+/// The smallest runnable task: a WASI command that does nothing.
+fn noop_task() -> Vec<u8> {
+    wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#)
+        .expect("wat")
+}
+
+fn submission(module: &[u8]) -> Vec<v1::SubmitWorkloadRequest> {
+    use sha2::Digest;
+    let part = |part| v1::SubmitWorkloadRequest { part: Some(part) };
+    vec![
+        part(Part::Header(v1::WorkloadHeader {
+            issuer: "tester".into(),
+            name: "never finishes without agents".into(),
+            limits: Some(wasmgrid_proto::limits_to_wire(
+                &wasmgrid_runtime::Limits::default(),
+            )),
+            replicas: 1,
+            max_attempts: 1,
+            module_size: module.len() as u64,
+            module_sha256: hex::encode(sha2::Sha256::digest(module)),
+            ..Default::default()
+        })),
+        part(Part::ModuleChunk(module.to_vec())),
+        part(Part::Inputs(v1::TaskInputs {
+            inputs: vec![Vec::new()],
+        })),
+        part(Part::End(v1::SubmitEnd { task_count: 1 })),
+    ]
+}
+
+/// The client here is frozen while the test waits (one runtime thread,
+/// blocked): graceful shutdown cannot complete with it, so the broker must
+/// give up after its grace period rather than hang.
+#[tokio::test]
+async fn sigterm_stops_the_broker_even_with_a_progress_stream_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = broker(dir.path()).spawn().expect("starts");
+    let url = format!("http://{}", address(dir.path(), &mut child));
+    let mut client = IssuerServiceClient::connect(url).await.expect("connects");
+    let workload_id = client
+        .submit_workload(tokio_stream::iter(submission(&noop_task())))
+        .await
+        .expect("submitted")
+        .into_inner()
+        .workload_id;
+    // No agent: the workload stays running, and so does this stream.
+    let mut progress = client
+        .watch_progress(v1::WorkloadRequest { workload_id })
+        .await
+        .expect("watching")
+        .into_inner();
+    let first = progress
+        .message()
+        .await
+        .expect("first status")
+        .expect("a status");
+    assert_eq!(first.state, v1::WorkloadState::Running as i32);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal");
+    let exit = wait_exit(&mut child, Duration::from_secs(10)).expect("stopped within 10 s");
+    assert!(exit.success(), "{exit}");
+    let ended = progress.message().await;
+    assert!(!matches!(ended, Ok(Some(_))), "the stream ended: {ended:?}");
+}
