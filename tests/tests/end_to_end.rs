@@ -147,6 +147,27 @@ async fn wait_until_leased(url: &str, workload_id: &str, agent: &AgentProcess) {
     }
 }
 
+/// Waits until the agent has fetched a module: its task is running then
+/// (module fetching is what comes between a lease and the run).
+async fn wait_until_running(agent: &AgentProcess) {
+    let modules = agent.state_dir.join("modules");
+    let has_module = || {
+        std::fs::read_dir(&modules).is_ok_and(|mut entries| {
+            entries
+                .any(|entry| entry.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wasm")))
+        })
+    };
+    let started = std::time::Instant::now();
+    while !has_module() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "module never fetched:\n{}",
+            agent.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A grid of one agent must still finish: after its lease expired, the task
 /// goes back to the same agent when no other takes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +214,7 @@ async fn a_late_report_on_an_open_task_counts() {
         .submit(&mut client)
         .await
         .expect("submit");
-    wait_until_leased(&url, &workload_id, &agent).await;
+    wait_until_running(&agent).await;
     agent.freeze();
     let started = std::time::Instant::now();
     while tasks_of(&url, &workload_id).await[0].history[0].state != "expired" {
@@ -213,9 +234,66 @@ async fn a_late_report_on_an_open_task_counts() {
     );
     let (_, end) = results(&mut client, &workload_id).await.expect("results");
     assert_eq!(end_value(&end), PI_OF_1E9);
+    // The agent may have asked for work (and been offered the reopened task
+    // again) before its late report arrived: that second run is revoked
+    // once the late report settles the task.
     let history = &tasks_of(&url, &workload_id).await[0].history;
-    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].state, "reported", "{history:?}");
+    assert!(
+        history[1..].iter().all(|run| run.state == "revoked"),
+        "{history:?}"
+    );
+}
+
+/// A result finished while the broker is down is kept in the agent's outbox
+/// and delivered once the broker is back; it is not computed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut broker = BrokerProcess::start(&dir.path().join("broker"), &["--lease-timeout", "60s"]);
+    let url = broker.url();
+    let agent = AgentProcess::start(&url, &dir.path().join("agent"), "agent", 1, &[]);
+    let mut client = issuer(&url).await;
+    let workload_id = Submission::primes(1_000_000_000, 1)
+        .submit(&mut client)
+        .await
+        .expect("submit");
+    // Once the agent has the module, the task runs (about a second): kill
+    // the broker then, so the result is finished while it is away.
+    wait_until_running(&agent).await;
+    broker.kill9();
+    let outbox = agent.state_dir.join("outbox");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&outbox).map_or(0, |entries| entries.count()) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no result kept:\n{}",
+            agent.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    broker.restart();
+    let mut client = issuer(&url).await;
+    let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(60)).await;
+    assert_eq!(
+        status.state,
+        v1::WorkloadState::Done as i32,
+        "{status:?}\n{}",
+        agent.log_tail()
+    );
+    let (_, end) = results(&mut client, &workload_id).await.expect("results");
+    assert_eq!(end_value(&end), PI_OF_1E9);
+    let history = &tasks_of(&url, &workload_id).await[0].history;
+    assert_eq!(history.len(), 1, "computed once: {history:?}");
     assert_eq!(history[0].state, "reported");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&outbox).map_or(0, |entries| entries.count()) > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "outbox not emptied after the ack"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,8 +172,28 @@ pub(crate) async fn settle_task(
             }
             failed
         }
-        Verdict::Pending(_) => true,
+        Verdict::Pending(_) => return Ok(Some(verdict)),
     };
+    if changed {
+        // Runs still going on a finished task are pointless: revoke them so
+        // their agents learn it at the next heartbeat and their reports do
+        // not count.
+        for (lease_id, agent_id) in leases::revoke_task(conn, &workload.id, index, now).await? {
+            events::record(
+                conn,
+                TaskEvent {
+                    workload_id: &workload.id,
+                    index,
+                    event: "revoked",
+                    lease_id: Some(&lease_id),
+                    agent_id: Some(&agent_id),
+                    at_ms: now,
+                    detail: Some("the task finished without this run".into()),
+                },
+            )
+            .await?;
+        }
+    }
     Ok(changed.then_some(verdict))
 }
 

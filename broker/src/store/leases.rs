@@ -199,6 +199,29 @@ pub async fn revoke_all(
         .collect())
 }
 
+/// Revokes the active leases of one task (it finished without them);
+/// returns their ids and agents.
+pub async fn revoke_task(
+    conn: &mut SqliteConnection,
+    workload_id: &str,
+    index: u32,
+    now_ms: i64,
+) -> BrokerResult<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "UPDATE leases SET state = 'revoked', ended_ms = ? WHERE workload_id = ? AND idx = ? AND state = 'active'
+         RETURNING id, agent_id",
+    )
+    .bind(now_ms)
+    .bind(workload_id)
+    .bind(i64::from(index))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("id"), row.get("agent_id")))
+        .collect())
+}
+
 /// Pushes an active lease's deadline.
 pub async fn extend(conn: &mut SqliteConnection, id: &str, deadline_ms: i64) -> BrokerResult<bool> {
     let extended =
