@@ -77,7 +77,8 @@ pub struct Usage {
     pub fuel_consumed: u64,
     /// Largest linear memory size the task reached, in bytes.
     pub peak_memory_bytes: u64,
-    /// Wall time from instantiation to the end of `_start`.
+    /// Wall time of the whole run on its task thread: store creation,
+    /// instantiation, `_start`, and store teardown (compilation excluded).
     pub wall_time: Duration,
     /// Bytes written to stdout.
     pub output_bytes: u64,

@@ -1,0 +1,164 @@
+//! What the figures were measured on: CPU, cores, load, and how much of
+//! the machine other processes took during each phase. Benchmarks on a
+//! shared machine are only meaningful next to that.
+
+use serde_json::{Value, json};
+
+/// The machine and the moment of a run.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// `model name` from `/proc/cpuinfo`, or "unknown".
+    pub cpu_model: String,
+    /// `std::thread::available_parallelism`, what `nproc` prints.
+    pub cores: usize,
+    /// The first three fields of `/proc/loadavg` (1, 5, 15 minutes).
+    pub load_average: String,
+    /// The runtime's fuel rules, which name the wasmtime version.
+    pub metering_version: &'static str,
+}
+
+impl Machine {
+    /// Reads the machine's description now.
+    pub fn describe() -> Self {
+        Machine {
+            cpu_model: cpu_model().unwrap_or_else(|| "unknown".to_owned()),
+            cores: cores(),
+            load_average: load_average(),
+            metering_version: wasmgrid_runtime::METERING_VERSION,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "cpu_model": self.cpu_model,
+            "cores": self.cores,
+            "load_average": self.load_average,
+            "metering_version": self.metering_version,
+        })
+    }
+}
+
+/// Cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The 1/5/15-minute load averages, or "unknown" off Linux.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn cpu_model() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    text.lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, model)| model.trim().to_owned())
+}
+
+/// CPU time counters of the whole machine and of this process (with its
+/// waited-for children, the guest build), in the kernel's clock ticks.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuSnapshot {
+    machine_busy: u64,
+    machine_total: u64,
+    own: u64,
+}
+
+impl CpuSnapshot {
+    /// The counters now, or `None` off Linux.
+    pub fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        // user nice system idle iowait irq softirq steal (guest is in user).
+        let field = |index: usize| fields.get(index).copied().unwrap_or(0);
+        let idle = field(3) + field(4);
+        let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the parenthesised command name: utime is the 12th,
+        // then stime, cutime, cstime.
+        let after_name = own_stat.rsplit_once(')')?.1;
+        let own: u64 = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .map(str::parse::<u64>)
+            .sum::<Result<_, _>>()
+            .ok()?;
+        Some(CpuSnapshot {
+            machine_busy: busy,
+            machine_total: busy + idle,
+            own,
+        })
+    }
+
+    /// Share (0–1) of the machine's CPU time that other processes, and the
+    /// hypervisor's steal, took since `earlier`: how disturbed the figures
+    /// measured in between may be.
+    pub fn foreign_share_since(&self, earlier: &CpuSnapshot) -> f64 {
+        let total = self.machine_total.saturating_sub(earlier.machine_total);
+        let busy = self.machine_busy.saturating_sub(earlier.machine_busy);
+        let own = self.own.saturating_sub(earlier.own);
+        if total == 0 {
+            return 0.0;
+        }
+        busy.saturating_sub(own) as f64 / total as f64
+    }
+}
+
+/// How much of the machine other processes took during each phase.
+#[derive(Clone, Debug, Default)]
+pub struct Phases {
+    /// Phase name and foreign CPU share (0–1), when the OS tells.
+    pub foreign_share: Vec<(&'static str, Option<f64>)>,
+}
+
+impl Phases {
+    /// Records the foreign share of the phase that began at `before` and
+    /// returns the snapshot that begins the next one.
+    pub fn record(
+        &mut self,
+        phase: &'static str,
+        before: Option<CpuSnapshot>,
+    ) -> Option<CpuSnapshot> {
+        let now = CpuSnapshot::now();
+        let share = before
+            .zip(now)
+            .map(|(before, now)| now.foreign_share_since(&before));
+        self.foreign_share.push((phase, share));
+        now
+    }
+
+    pub fn render(&self) -> String {
+        self.foreign_share
+            .iter()
+            .map(|(phase, share)| match share {
+                Some(share) => format!("{phase} {:.0} %", share * 100.0),
+                None => format!("{phase} unknown"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn to_json(&self) -> Value {
+        self.foreign_share
+            .iter()
+            .map(|(phase, share)| json!({ "phase": phase, "foreign_cpu_share": share }))
+            .collect()
+    }
+}
