@@ -147,21 +147,23 @@ async fn wait_until_leased(url: &str, workload_id: &str, agent: &AgentProcess) {
     }
 }
 
-/// Waits until the agent has fetched a module: its task is running then
-/// (module fetching is what comes between a lease and the run).
+/// Waits until the agent has compiled a module (its sandbox stores the
+/// compiled artifact in the state dir): its task is running then, since
+/// compiling is the last step between a lease and the run.
 async fn wait_until_running(agent: &AgentProcess) {
-    let modules = agent.state_dir.join("modules");
-    let has_module = || {
-        std::fs::read_dir(&modules).is_ok_and(|mut entries| {
-            entries
-                .any(|entry| entry.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wasm")))
+    let compiled = agent.state_dir.join("compiled");
+    let has_artifact = || {
+        std::fs::read_dir(&compiled).is_ok_and(|mut entries| {
+            entries.any(|entry| {
+                entry.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            })
         })
     };
     let started = std::time::Instant::now();
-    while !has_module() {
+    while !has_artifact() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "module never fetched:\n{}",
+            "never compiled:\n{}",
             agent.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
