@@ -120,6 +120,17 @@ impl Retry {
     pub(crate) fn for_duration(duration: Duration) -> Self {
         Retry::Until(Instant::now() + duration)
     }
+
+    /// True if a retry after `delay` would fall outside this policy.
+    pub(crate) fn gives_up_before(&self, delay: Duration) -> bool {
+        match self {
+            Retry::Once => true,
+            Retry::Until(deadline) => Instant::now()
+                .checked_add(delay)
+                .is_none_or(|retry_at| retry_at > *deadline),
+            Retry::Forever => false,
+        }
+    }
 }
 
 /// The agent's client of the broker. Cheap to clone: all clones share one
@@ -207,14 +218,7 @@ impl BrokerClient {
                 }
             }
             let delay = backoff.next_delay();
-            let give_up = match retry {
-                Retry::Once => true,
-                Retry::Until(deadline) => Instant::now()
-                    .checked_add(delay)
-                    .is_none_or(|retry_at| retry_at > deadline),
-                Retry::Forever => false,
-            };
-            if give_up {
+            if retry.gives_up_before(delay) {
                 return Err(status);
             }
             tokio::time::sleep(delay).await;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use tokio::time::Instant;
 use tonic::Status;
 use wasmgrid_proto::v1::RegisterRequest;
 
@@ -158,14 +157,7 @@ impl BrokerClient {
             if backoff.failures() % 10 == 1 {
                 tracing::warn!(code = ?status.code(), detail = status.message(), "cannot register with the broker; retrying with backoff");
             }
-            let give_up = match retry {
-                Retry::Once => true,
-                Retry::Until(deadline) => Instant::now()
-                    .checked_add(delay)
-                    .is_none_or(|retry_at| retry_at > deadline),
-                Retry::Forever => false,
-            };
-            if give_up {
+            if retry.gives_up_before(delay) {
                 return Err(status);
             }
             tokio::time::sleep(delay).await;

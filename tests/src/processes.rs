@@ -183,6 +183,17 @@ impl AgentProcess {
         }
     }
 
+    /// Starts `count` one-slot agents named `agent-0`, `agent-1`, … with
+    /// state dirs of the same names in `dir`.
+    pub fn start_many(broker_url: &str, dir: &Path, count: usize) -> Vec<AgentProcess> {
+        (0..count)
+            .map(|i| {
+                let name = format!("agent-{i}");
+                AgentProcess::start(broker_url, &dir.join(&name), &name, 1, &[])
+            })
+            .collect()
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

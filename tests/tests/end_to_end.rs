@@ -40,17 +40,7 @@ async fn three_agents_count_the_primes_below_ten_to_the_eight() {
     let dir = tempfile::tempdir().expect("temp dir");
     let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
     let url = broker.url();
-    let agents: Vec<AgentProcess> = (0..3)
-        .map(|i| {
-            AgentProcess::start(
-                &url,
-                &dir.path().join(format!("agent-{i}")),
-                &format!("agent-{i}"),
-                1,
-                &[],
-            )
-        })
-        .collect();
+    let agents = AgentProcess::start_many(&url, dir.path(), 3);
     let mut client = issuer(&url).await;
     let workload_id = Submission::primes(100_000_000, 30)
         .submit(&mut client)
@@ -303,17 +293,7 @@ async fn a_broker_killed_mid_workload_restarts_and_finishes_exactly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut broker = BrokerProcess::start(&dir.path().join("broker"), &["--lease-timeout", "3s"]);
     let url = broker.url();
-    let _agents: Vec<AgentProcess> = (0..2)
-        .map(|i| {
-            AgentProcess::start(
-                &url,
-                &dir.path().join(format!("agent-{i}")),
-                &format!("agent-{i}"),
-                1,
-                &[],
-            )
-        })
-        .collect();
+    let _agents = AgentProcess::start_many(&url, dir.path(), 2);
     let mut client = issuer(&url).await;
     let workload_id = Submission::primes(1_000_000_000, 40)
         .submit(&mut client)
@@ -392,17 +372,7 @@ async fn two_issuers_share_the_agents_fairly_and_cancel_stops_a_workload() {
         .expect_err("already cancelled");
     assert_eq!(again.code(), Code::FailedPrecondition);
 
-    let _agents: Vec<AgentProcess> = (0..2)
-        .map(|i| {
-            AgentProcess::start(
-                &url,
-                &dir.path().join(format!("agent-{i}")),
-                &format!("agent-{i}"),
-                1,
-                &[],
-            )
-        })
-        .collect();
+    let _agents = AgentProcess::start_many(&url, dir.path(), 2);
     let small_status = wait_until_final(&mut client, &small_id, Duration::from_secs(120)).await;
     let big_status = wait_until_final(&mut client, &big_id, Duration::from_secs(180)).await;
     assert_eq!(small_status.state, v1::WorkloadState::Done as i32);
