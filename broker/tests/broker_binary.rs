@@ -4,8 +4,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use wasmgrid_proto::submission::Workload;
+use wasmgrid_proto::v1;
 use wasmgrid_proto::v1::issuer_service_client::IssuerServiceClient;
-use wasmgrid_proto::v1::{self, submit_workload_request::Part};
 
 fn broker(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmgrid-broker"));
@@ -80,27 +81,19 @@ fn noop_task() -> Vec<u8> {
 }
 
 fn submission(module: &[u8]) -> Vec<v1::SubmitWorkloadRequest> {
-    use sha2::Digest;
-    let part = |part| v1::SubmitWorkloadRequest { part: Some(part) };
-    vec![
-        part(Part::Header(v1::WorkloadHeader {
-            issuer: "tester".into(),
-            name: "never finishes without agents".into(),
-            limits: Some(wasmgrid_proto::limits_to_wire(
-                &wasmgrid_runtime::Limits::default(),
-            )),
-            replicas: 1,
-            max_attempts: 1,
-            module_size: module.len() as u64,
-            module_sha256: hex::encode(sha2::Sha256::digest(module)),
-            ..Default::default()
-        })),
-        part(Part::ModuleChunk(module.to_vec())),
-        part(Part::Inputs(v1::TaskInputs {
-            inputs: vec![Vec::new()],
-        })),
-        part(Part::End(v1::SubmitEnd { task_count: 1 })),
-    ]
+    Workload {
+        name: "never finishes without agents".into(),
+        issuer: "tester".into(),
+        module: module.to_vec(),
+        reducer: None,
+        inputs: vec![Vec::new()],
+        limits: wasmgrid_runtime::Limits::default(),
+        replicas: 1,
+        max_attempts: 1,
+        credits_per_fuel: 0.0,
+    }
+    .into_requests()
+    .expect("fits")
 }
 
 /// The client here is frozen while the test waits (one runtime thread,

@@ -6,9 +6,11 @@
 //! - [`v1`]: the generated messages, clients and servers of `wasmgrid.v1`.
 //! - `limits`: message size limits and their reasons.
 //! - `convert`: `Limits`, `Usage`, `Status` to and from the wire.
+//! - [`submission`]: a workload as its `SubmitWorkload` request stream.
 
 mod convert;
 mod limits;
+pub mod submission;
 
 pub use convert::{
     ConversionError, limits_from_wire, limits_to_wire, status_from_wire, status_to_wire,

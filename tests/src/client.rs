@@ -2,16 +2,15 @@
 
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
+use wasmgrid_proto::MAX_MESSAGE_BYTES;
+use wasmgrid_proto::submission::Workload;
 use wasmgrid_proto::v1::admin_service_client::AdminServiceClient;
 use wasmgrid_proto::v1::agent_service_client::AgentServiceClient;
 use wasmgrid_proto::v1::issuer_service_client::IssuerServiceClient;
-use wasmgrid_proto::v1::submit_workload_request::Part;
 use wasmgrid_proto::v1::{self, SubmitWorkloadRequest};
-use wasmgrid_proto::{MAX_MESSAGE_BYTES, MODULE_CHUNK_BYTES, limits_to_wire};
 use wasmgrid_runtime::Limits;
 
 async fn channel(url: &str) -> Channel {
@@ -97,41 +96,22 @@ impl Submission {
         submission
     }
 
-    /// The stream of messages, complete with its end marker.
+    /// The stream of messages, complete with its end marker, as every
+    /// client builds it (`wasmgrid_proto::submission`).
     pub fn messages(&self) -> Vec<SubmitWorkloadRequest> {
-        let part = |part| SubmitWorkloadRequest { part: Some(part) };
-        let sha = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
-        let mut messages = vec![part(Part::Header(v1::WorkloadHeader {
-            issuer: self.issuer.clone(),
+        Workload {
             name: "test".into(),
-            limits: Some(limits_to_wire(&self.limits)),
+            issuer: self.issuer.clone(),
+            module: self.module.clone(),
+            reducer: self.reducer.clone(),
+            inputs: self.inputs.clone(),
+            limits: self.limits.clone(),
             replicas: self.replicas,
             max_attempts: self.max_attempts,
-            module_size: self.module.len() as u64,
-            module_sha256: sha(&self.module),
-            reducer_size: self.reducer.as_ref().map_or(0, |r| r.len() as u64),
-            reducer_sha256: self.reducer.as_deref().map(sha).unwrap_or_default(),
             credits_per_fuel: 1e-9,
-        }))];
-        for chunk in self.module.chunks(MODULE_CHUNK_BYTES) {
-            messages.push(part(Part::ModuleChunk(chunk.to_vec())));
         }
-        for chunk in self
-            .reducer
-            .iter()
-            .flat_map(|r| r.chunks(MODULE_CHUNK_BYTES))
-        {
-            messages.push(part(Part::ReducerChunk(chunk.to_vec())));
-        }
-        for batch in self.inputs.chunks(100) {
-            messages.push(part(Part::Inputs(v1::TaskInputs {
-                inputs: batch.to_vec(),
-            })));
-        }
-        messages.push(part(Part::End(v1::SubmitEnd {
-            task_count: self.inputs.len() as u32,
-        })));
-        messages
+        .into_requests()
+        .expect("a test workload fits in messages")
     }
 
     /// Submits; returns the workload id.
