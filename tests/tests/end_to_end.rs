@@ -57,11 +57,11 @@ async fn three_agents_count_the_primes_below_ten_to_the_eight() {
     let (tasks, end) = results(&mut client, &workload_id).await.expect("results");
     assert_eq!(end_value(&end), PI_OF_1E8);
     assert_eq!(tasks.len(), 30);
-    assert!(
-        tasks
-            .iter()
-            .all(|t| t.usage.as_ref().is_some_and(|u| u.fuel_consumed > 0))
-    );
+    assert!(tasks.iter().all(|t| {
+        t.usage
+            .as_ref()
+            .is_some_and(|u| u.fuel_consumed > 0 && u.peak_memory_bytes > 0)
+    }));
 
     // Who did what: every task ran once, and the agents' figures add up.
     let history = tasks_of(&url, &workload_id).await;

@@ -142,7 +142,7 @@ pub(crate) async fn settle_task(
                 output: &output,
                 status: &Status::Ok,
                 fuel_consumed: winner.fuel_consumed,
-                peak_memory: 0,
+                peak_memory: winner.peak_memory,
                 wall_time_ms: winner.wall_time_ms,
             };
             let done = tasks::mark_done(conn, &workload.id, index, &accepted, now).await?;

@@ -81,6 +81,7 @@ impl Broker {
                 status: None,
                 output_sha256: None,
                 fuel_consumed: 0,
+                peak_memory: 0,
                 wall_time_ms: 0,
             };
             leases::insert(&mut tx, &lease).await?;

@@ -131,6 +131,7 @@ mod tests {
             status,
             output_sha256: Some(hash.into()),
             fuel_consumed: fuel,
+            peak_memory: 0,
             wall_time_ms: 0,
         }
     }

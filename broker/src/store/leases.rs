@@ -60,12 +60,13 @@ pub struct LeaseRow {
     pub status: Option<Status>,
     pub output_sha256: Option<String>,
     pub fuel_consumed: u64,
+    pub peak_memory: u64,
     pub wall_time_ms: u64,
 }
 
 const COLUMNS: &str =
     "id, workload_id, idx, agent_id, state, started_ms, deadline_ms, ended_ms, counted,
-     status_kind, status_code, status_message, output_sha256, fuel_consumed, wall_time_ms";
+     status_kind, status_code, status_message, output_sha256, fuel_consumed, peak_memory, wall_time_ms";
 
 fn from_row(row: &SqliteRow) -> BrokerResult<LeaseRow> {
     Ok(LeaseRow {
@@ -81,6 +82,7 @@ fn from_row(row: &SqliteRow) -> BrokerResult<LeaseRow> {
         status: status_from_columns(row),
         output_sha256: row.get("output_sha256"),
         fuel_consumed: row.get::<Option<i64>, _>("fuel_consumed").unwrap_or(0) as u64,
+        peak_memory: row.get::<Option<i64>, _>("peak_memory").unwrap_or(0) as u64,
         wall_time_ms: row.get::<Option<i64>, _>("wall_time_ms").unwrap_or(0) as u64,
     })
 }
