@@ -22,10 +22,8 @@ const STDERR_IN_ERROR: usize = 2000;
 
 impl Broker {
     /// Builds the end result in the background.
-    pub(crate) fn spawn_aggregation(self: &Broker, workload_id: String) {
-        let Some(broker) = self.self_arc() else {
-            return;
-        };
+    pub(crate) fn spawn_aggregation(self: &Arc<Self>, workload_id: String) {
+        let broker = Arc::clone(self);
         tokio::spawn(async move {
             if let Err(error) = broker.aggregate(&workload_id).await {
                 tracing::error!(workload = %workload_id, %error, "aggregation failed; retried at next start");
@@ -90,9 +88,5 @@ impl Broker {
         self.changed();
         tracing::info!(workload = %workload_id, state = state.as_str(), error = ?error, "workload finished");
         Ok(())
-    }
-
-    fn self_arc(&self) -> Option<Arc<Broker>> {
-        self.me.get().and_then(std::sync::Weak::upgrade)
     }
 }

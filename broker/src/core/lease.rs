@@ -2,6 +2,8 @@
 //! broker when the deadline passes (then the task is offered again, or
 //! failed after `max_attempts`).
 
+use std::sync::Arc;
+
 use crate::core::Broker;
 use crate::core::report::{ReportedRun, apply_verdict, owned_lease, settle_task};
 use crate::core::work::duration_ms;
@@ -62,7 +64,7 @@ impl Broker {
     }
 
     /// Expires every active lease past its deadline; returns how many.
-    pub async fn expire_due(&self) -> BrokerResult<usize> {
+    pub async fn expire_due(self: &Arc<Self>) -> BrokerResult<usize> {
         let now = now_ms();
         let mut scheduler = self.scheduler.lock().await;
         scheduler.expire_offers(now);

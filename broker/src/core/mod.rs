@@ -48,8 +48,6 @@ pub struct Broker {
     seen: StdMutex<HashMap<String, i64>>,
     /// Bumped after every committed change, for progress watchers.
     changes: watch::Sender<u64>,
-    /// This broker, for background work it spawns.
-    me: std::sync::OnceLock<std::sync::Weak<Broker>>,
     /// Turns true when the server starts shutting down, so long-lived
     /// streams (progress watchers) end instead of holding the shutdown.
     stopping: watch::Sender<bool>,
@@ -76,7 +74,6 @@ impl Broker {
             tokens: StdMutex::new(HashMap::new()),
             seen: StdMutex::new(HashMap::new()),
             changes: watch::channel(0).0,
-            me: std::sync::OnceLock::new(),
             stopping: watch::channel(false).0,
             _data_dir_lock: data_dir_lock,
         });

@@ -16,7 +16,6 @@ use crate::store::{leases, tasks, workloads};
 
 impl Broker {
     pub(crate) async fn recover(self: &Arc<Self>) -> BrokerResult<()> {
-        let _ = self.me.set(Arc::downgrade(self));
         let mut scheduler = self.scheduler.lock().await;
         let mut conn = self.store.conn().await?;
         let running = workloads::list(&mut conn, true).await?;

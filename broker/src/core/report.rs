@@ -1,6 +1,8 @@
 //! Results: storing a report on its lease and settling the task from all
 //! its leases, in one transaction.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 use wasmgrid_runtime::Status;
@@ -31,7 +33,11 @@ pub struct IncomingReport {
 impl Broker {
     /// Records a report. Idempotent: a repeated report of a lease changes
     /// nothing and answers as the first did. Returns whether it counted.
-    pub async fn report(&self, agent_id: &str, report: IncomingReport) -> BrokerResult<bool> {
+    pub async fn report(
+        self: &Arc<Self>,
+        agent_id: &str,
+        report: IncomingReport,
+    ) -> BrokerResult<bool> {
         let now = now_ms();
         let mut scheduler = self.scheduler.lock().await;
         let mut tx = self.store.pool().begin().await?;
