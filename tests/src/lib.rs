@@ -6,10 +6,13 @@
 //! - `binaries`: builds (once per test process) and locates the binaries.
 //! - `processes`: [`BrokerProcess`] and [`AgentProcess`], killed on drop.
 //! - `client`: gRPC clients and a submission builder.
+//! - `eventually`: polling for a condition with a deadline.
 
 pub mod binaries;
 pub mod client;
+pub mod eventually;
 pub mod processes;
 
 pub use client::{Submission, admin, agent_client, issuer, results, wait_until_final};
+pub use eventually::eventually;
 pub use processes::{AgentProcess, BrokerProcess};

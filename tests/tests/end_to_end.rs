@@ -8,13 +8,17 @@ use std::time::Duration;
 use tonic::Code;
 use wasmgrid_proto::v1;
 use wasmgrid_tests::{
-    AgentProcess, BrokerProcess, Submission, admin, issuer, results, wait_until_final,
+    AgentProcess, BrokerProcess, Submission, admin, eventually, issuer, results, wait_until_final,
 };
 
 /// π(10^9), the answer of the demo workload.
 const PI_OF_1E9: u64 = 50_847_534;
 /// π(10^8).
 const PI_OF_1E8: u64 = 5_761_455;
+/// How long a test waits for something that takes seconds at most.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// How often it looks.
+const POLL: Duration = Duration::from_millis(10);
 
 fn end_value(end: &v1::EndResult) -> u64 {
     assert!(end.reduced, "the reducer ran");
@@ -99,19 +103,7 @@ async fn a_task_of_a_killed_agent_is_reissued_after_its_lease_expires() {
         .submit(&mut client)
         .await
         .expect("submit");
-    let started = std::time::Instant::now();
-    loop {
-        let leased = tasks_of(&url, &workload_id).await[0].history.len();
-        if leased > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "never leased:\n{}",
-            doomed.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_leased(&url, &workload_id, &doomed).await;
     doomed.kill9();
     let _rescuer = AgentProcess::start(&url, &dir.path().join("rescuer"), "rescuer", 1, &[]);
     let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(120)).await;
@@ -126,15 +118,14 @@ async fn a_task_of_a_killed_agent_is_reissued_after_its_lease_expires() {
 }
 
 async fn wait_until_leased(url: &str, workload_id: &str, agent: &AgentProcess) {
-    let started = std::time::Instant::now();
-    while tasks_of(url, workload_id).await[0].history.is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "never leased:\n{}",
-            agent.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        TIMEOUT,
+        POLL,
+        "the task was never leased",
+        || agent.log_tail(),
+        || async { !tasks_of(url, workload_id).await[0].history.is_empty() },
+    )
+    .await;
 }
 
 /// Waits until the agent has compiled a module (its sandbox stores the
@@ -149,15 +140,14 @@ async fn wait_until_running(agent: &AgentProcess) {
             })
         })
     };
-    let started = std::time::Instant::now();
-    while !has_artifact() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "never compiled:\n{}",
-            agent.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually(
+        TIMEOUT,
+        POLL,
+        "the module was never compiled",
+        || agent.log_tail(),
+        || async { has_artifact() },
+    )
+    .await;
 }
 
 /// A grid of one agent must still finish: after its lease expired, the task
@@ -208,14 +198,14 @@ async fn a_late_report_on_an_open_task_counts() {
         .expect("submit");
     wait_until_running(&agent).await;
     agent.freeze();
-    let started = std::time::Instant::now();
-    while tasks_of(&url, &workload_id).await[0].history[0].state != "expired" {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "lease never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        TIMEOUT,
+        POLL,
+        "the lease never expired",
+        || broker.log_tail(),
+        || async { tasks_of(&url, &workload_id).await[0].history[0].state == "expired" },
+    )
+    .await;
     agent.thaw();
     let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(120)).await;
     assert_eq!(
@@ -255,15 +245,15 @@ async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_resta
     wait_until_running(&agent).await;
     broker.kill9();
     let outbox = agent.state_dir.join("outbox");
-    let started = std::time::Instant::now();
-    while std::fs::read_dir(&outbox).map_or(0, |entries| entries.count()) == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no result kept:\n{}",
-            agent.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let kept = || std::fs::read_dir(&outbox).map_or(0, |entries| entries.count());
+    eventually(
+        TIMEOUT,
+        POLL,
+        "no result was kept in the outbox",
+        || agent.log_tail(),
+        || async { kept() > 0 },
+    )
+    .await;
     broker.restart();
     let mut client = issuer(&url).await;
     let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(60)).await;
@@ -278,14 +268,14 @@ async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_resta
     let history = &tasks_of(&url, &workload_id).await[0].history;
     assert_eq!(history.len(), 1, "computed once: {history:?}");
     assert_eq!(history[0].state, "reported");
-    let started = std::time::Instant::now();
-    while std::fs::read_dir(&outbox).map_or(0, |entries| entries.count()) > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "outbox not emptied after the ack"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        TIMEOUT,
+        POLL,
+        "the outbox was not emptied after the ack",
+        || agent.log_tail(),
+        || async { kept() == 0 },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,21 +291,25 @@ async fn a_broker_killed_mid_workload_restarts_and_finishes_exactly() {
         .expect("submit");
     // Kill it twice at different points of the workload.
     for done_before_kill in [3, 15] {
-        let started = std::time::Instant::now();
-        loop {
-            let status = client
-                .get_status(v1::WorkloadRequest {
-                    workload_id: workload_id.clone(),
-                })
-                .await
-                .expect("status")
-                .into_inner();
-            if status.done >= done_before_kill {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(120), "{status:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            TIMEOUT,
+            POLL,
+            "tasks were not done",
+            || broker.log_tail(),
+            || {
+                let mut client = client.clone();
+                let workload_id = workload_id.clone();
+                async move {
+                    let status = client
+                        .get_status(v1::WorkloadRequest { workload_id })
+                        .await
+                        .expect("status")
+                        .into_inner();
+                    status.done >= done_before_kill
+                }
+            },
+        )
+        .await;
         broker.restart();
         client = issuer(&url).await;
     }
