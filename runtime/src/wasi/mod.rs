@@ -79,3 +79,29 @@ pub(crate) fn errno(result: Result<(), errno::Errno>) -> i32 {
         Err(code) => code,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::{Engine, Store};
+
+    use super::*;
+    use crate::limiter::MemoryCap;
+
+    /// `wasi_snapshot_preview1` has 46 functions; every one must be defined
+    /// so that any WASI program links.
+    #[test]
+    fn every_preview1_function_is_defined() {
+        let engine = Engine::default();
+        let mut linker = Linker::new(&engine);
+        add_to_linker(&mut linker).expect("defines");
+        let mut store = Store::new(
+            &engine,
+            TaskState::new(Vec::new(), 0, 0, 0, MemoryCap::new(0)),
+        );
+        let defined = linker
+            .iter(&mut store)
+            .filter(|(module, _, _)| *module == WASI)
+            .count();
+        assert_eq!(defined, 46);
+    }
+}
