@@ -60,8 +60,15 @@ pub struct Workload {
     pub replicas: u32,
     /// Runs a task may take before it counts as failed.
     pub max_attempts: u32,
+    /// Agreeing results a task needs (at most `replicas`); 0 means all.
+    pub quorum: u32,
+    /// Accept a trusted agent's run alone, save for spot checks.
+    pub adaptive_replication: bool,
     /// The price the issuer offers agents, in credits per unit of fuel.
     pub credits_per_fuel: f64,
+    /// The price of memory, in credits per MiB-second of peak memory; 0
+    /// prices fuel only.
+    pub credits_per_mib_second: f64,
 }
 
 impl Workload {
@@ -86,6 +93,9 @@ impl Workload {
             reducer_size,
             reducer_sha256,
             credits_per_fuel: self.credits_per_fuel,
+            quorum: self.quorum,
+            credits_per_mib_second: self.credits_per_mib_second,
+            adaptive_replication: self.adaptive_replication,
         };
         let mut requests = vec![request(Part::Header(header))];
         requests.extend(
@@ -166,7 +176,10 @@ mod tests {
             limits: Limits::default(),
             replicas: 2,
             max_attempts: 3,
+            quorum: 0,
+            adaptive_replication: false,
             credits_per_fuel: 1e-9,
+            credits_per_mib_second: 0.0,
         }
     }
 
