@@ -33,6 +33,43 @@ pub struct BrokerConfig {
     /// How long a stopping broker waits for open requests to finish before
     /// closing their connections (all acknowledged state is committed).
     pub shutdown_grace: Duration,
+    /// The broker's fee on what agents are paid, in basis points (1/100 %),
+    /// fixed into each workload at submit.
+    pub fee_basis_points: u32,
+    /// Agreeing results in a row (since it was last caught) after which an
+    /// agent is trusted with solo runs under adaptive replication.
+    pub trust_after: u64,
+    /// Share of a trusted agent's runs that are still replicated, at random:
+    /// a trusted agent that starts cheating is caught.
+    pub spot_check_rate: f64,
+    /// What replicas of one task must not share.
+    pub replica_separation: ReplicaSeparation,
+}
+
+/// What replicas of one task are kept apart by. An agent is always apart
+/// from itself; by owner or address, one volunteer's many machines (or one
+/// host's many agents) cannot form a quorum on their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplicaSeparation {
+    #[default]
+    Agent,
+    Owner,
+    Address,
+}
+
+impl std::str::FromStr for ReplicaSeparation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "agent" => Ok(ReplicaSeparation::Agent),
+            "owner" => Ok(ReplicaSeparation::Owner),
+            "address" => Ok(ReplicaSeparation::Address),
+            other => Err(format!(
+                "unknown replica separation {other:?}: use agent, owner or address"
+            )),
+        }
+    }
 }
 
 impl BrokerConfig {
@@ -49,6 +86,10 @@ impl BrokerConfig {
             max_tasks_per_workload: 10_000_000,
             progress_interval: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
+            fee_basis_points: 500,
+            trust_after: 10,
+            spot_check_rate: 0.1,
+            replica_separation: ReplicaSeparation::Agent,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod ids;
+pub mod pricing;
 pub mod scheduler;
 pub mod server;
 pub mod service;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use wasmgrid_broker::config::ReplicaSeparation;
 use wasmgrid_broker::{ADDRESS_FILE, Broker, BrokerConfig};
 
 /// The wasmgrid broker: queues workloads' tasks, offers and leases them to
@@ -34,9 +35,41 @@ struct Args {
     /// Largest total input of one workload, e.g. 512MiB (a submit is held in memory).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
     max_workload_input: u64,
+    /// The broker's fee, in percent of what agents are paid for a workload;
+    /// taken from its escrow when it ends (fixed per workload at submit).
+    #[arg(long, env = "WASMGRID_FEE_PERCENT", default_value = "5", value_parser = parse_percent)]
+    fee_percent: u32,
+    /// Agreeing results in a row after which an agent's runs may stand
+    /// alone in workloads with adaptive replication.
+    #[arg(long, default_value = "10")]
+    trust_after: u64,
+    /// Share of a trusted agent's runs still replicated, at random (0 to 1).
+    #[arg(long, default_value = "0.1", value_parser = parse_share)]
+    spot_check_rate: f64,
+    /// What replicas of one task must not share: agent, owner or address.
+    #[arg(long, default_value = "agent")]
+    replica_separation: ReplicaSeparation,
     /// Log format: text or json.
     #[arg(long, env = "WASMGRID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+}
+
+/// A percentage with up to two decimals, as basis points.
+fn parse_percent(text: &str) -> Result<u32, String> {
+    let percent: f64 = text
+        .parse()
+        .map_err(|_| format!("invalid percentage '{text}': use e.g. 5 or 2.5"))?;
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(format!("percentage '{text}' must be between 0 and 100"));
+    }
+    Ok((percent * 100.0).round() as u32)
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("invalid rate '{text}': use a number from 0 to 1")),
+    }
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -54,6 +87,10 @@ async fn main() -> anyhow::Result<()> {
     config.offer_hold = args.offer_hold;
     config.max_module_bytes = args.max_module_size;
     config.max_workload_input_bytes = args.max_workload_input;
+    config.fee_basis_points = args.fee_percent;
+    config.trust_after = args.trust_after;
+    config.spot_check_rate = args.spot_check_rate;
+    config.replica_separation = args.replica_separation;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

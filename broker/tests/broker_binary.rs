@@ -90,7 +90,10 @@ fn submission(module: &[u8]) -> Vec<v1::SubmitWorkloadRequest> {
         limits: wasmgrid_runtime::Limits::default(),
         replicas: 1,
         max_attempts: 1,
+        quorum: 0,
+        adaptive_replication: false,
         credits_per_fuel: 0.0,
+        credits_per_mib_second: 0.0,
     }
     .into_requests()
     .expect("fits")

@@ -66,7 +66,13 @@ pub struct Submission {
     pub inputs: Vec<Vec<u8>>,
     pub limits: Limits,
     pub replicas: u32,
+    /// Agreeing results needed; 0 means all replicas.
+    pub quorum: u32,
+    pub adaptive_replication: bool,
     pub max_attempts: u32,
+    /// 0 by default: a free workload needs no credits. Tests of the ledger
+    /// set a rate and grant their issuer credits first.
+    pub credits_per_fuel: f64,
 }
 
 impl Submission {
@@ -79,7 +85,10 @@ impl Submission {
             inputs,
             limits: Limits::default(),
             replicas: 1,
+            quorum: 0,
+            adaptive_replication: false,
             max_attempts: 3,
+            credits_per_fuel: 0.0,
         }
     }
 
@@ -107,8 +116,11 @@ impl Submission {
             inputs: self.inputs.clone(),
             limits: self.limits.clone(),
             replicas: self.replicas,
+            quorum: self.quorum,
+            adaptive_replication: self.adaptive_replication,
             max_attempts: self.max_attempts,
-            credits_per_fuel: 1e-9,
+            credits_per_fuel: self.credits_per_fuel,
+            credits_per_mib_second: 0.0,
         }
         .into_requests()
         .expect("a test workload fits in messages")

@@ -183,6 +183,7 @@ async fn register(url: &str, name: &str) -> String {
             memory_bytes: 1 << 30,
             slots: 1,
             version: "test".into(),
+            owner: String::new(),
         })
         .await
         .expect("register")

@@ -2,6 +2,7 @@
 
 use std::sync::PoisonError;
 
+use crate::config::ReplicaSeparation;
 use crate::core::Broker;
 use crate::error::{BrokerError, BrokerResult};
 use crate::ids::{new_agent_id, new_token, now_ms, token_digest};
@@ -23,6 +24,9 @@ impl Broker {
                 "agent name, os, arch or version too long",
             ));
         }
+        if agent.owner.len() > 256 {
+            return Err(BrokerError::invalid("agent owner too long"));
+        }
         let token = new_token();
         let now = now_ms();
         agent.id = new_agent_id();
@@ -30,8 +34,38 @@ impl Broker {
         agent.last_seen_ms = now;
         let mut conn = self.store.conn().await?;
         agents::insert(&mut conn, &agent, &token_digest(&token)).await?;
+        if let Some(group) = self.replica_group(&agent) {
+            self.scheduler.lock().await.set_group(&agent.id, group);
+        }
         tracing::info!(agent = %agent.id, name = %agent.name, "agent registered");
         Ok((agent.id, token))
+    }
+
+    /// The replica group of an agent, when replicas are kept apart by more
+    /// than the agent itself.
+    pub(crate) fn replica_group(&self, agent: &AgentRow) -> Option<String> {
+        let (prefix, key) = match self.config.replica_separation {
+            ReplicaSeparation::Agent => return None,
+            ReplicaSeparation::Owner => ("owner", &agent.owner),
+            ReplicaSeparation::Address => ("address", &agent.address),
+        };
+        (!key.is_empty()).then(|| format!("{prefix}:{key}"))
+    }
+
+    /// Adds a run's fuel and wall time to the agent's measured speed.
+    pub(crate) fn add_speed(&self, agent_id: &str, fuel: u64, wall_ms: u64) {
+        let mut speeds = self.speeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let speed = speeds.entry(agent_id.to_owned()).or_default();
+        speed.0 += u128::from(fuel);
+        speed.1 += u128::from(wall_ms);
+    }
+
+    /// The agent's measured speed in fuel per millisecond, once it has run
+    /// at least a millisecond's worth.
+    pub fn fuel_per_ms(&self, agent_id: &str) -> Option<f64> {
+        let speeds = self.speeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let (fuel, ms) = speeds.get(agent_id).copied()?;
+        (ms > 0).then(|| fuel as f64 / ms as f64)
     }
 
     /// The agent a bearer token belongs to.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use wasmgrid_proto::MAX_OUTPUT_BYTES;
 use wasmgrid_runtime::{Limits, Status, TaskModule};
 
-use crate::core::Broker;
+use crate::core::{Broker, billing};
 use crate::error::{BrokerError, BrokerResult};
 use crate::ids::{now_ms, task_seed};
 use crate::store::workloads::{self, WorkloadState};
@@ -74,16 +74,22 @@ impl Broker {
         } else {
             (WorkloadState::Done, None, None)
         };
-        workloads::finish(
-            &mut conn,
+        drop(conn);
+        let now = now_ms();
+        let mut tx = self.store.pool().begin().await?;
+        let finished = workloads::finish(
+            &mut tx,
             workload_id,
             state,
             error.as_deref(),
             result.as_deref(),
-            now_ms(),
+            now,
         )
         .await?;
-        drop(conn);
+        if finished {
+            billing::close(&mut tx, &workload, now).await?;
+        }
+        tx.commit().await?;
         self.scheduler.lock().await.remove_workload(workload_id);
         self.changed();
         tracing::info!(workload = %workload_id, state = state.as_str(), error = ?error, "workload finished");

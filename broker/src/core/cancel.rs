@@ -1,7 +1,7 @@
 //! Cancelling a workload: its pending tasks stop being offered, its active
 //! leases are revoked (agents learn it at their next heartbeat or report).
 
-use crate::core::Broker;
+use crate::core::{Broker, billing};
 use crate::error::{BrokerError, BrokerResult};
 use crate::ids::now_ms;
 use crate::store::events::{self, TaskEvent};
@@ -51,7 +51,7 @@ impl Broker {
             )
             .await?;
         }
-        workloads::finish(
+        let finished = workloads::finish(
             &mut tx,
             workload_id,
             WorkloadState::Cancelled,
@@ -60,6 +60,9 @@ impl Broker {
             now,
         )
         .await?;
+        if finished {
+            billing::close(&mut tx, &workload, now).await?;
+        }
         tx.commit().await?;
         scheduler.remove_workload(workload_id);
         drop(scheduler);

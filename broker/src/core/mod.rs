@@ -10,10 +10,14 @@
 //! - `cancel`: cancelling a workload.
 //! - `aggregate`: building the end result when every task is finished.
 //! - `recovery`: rebuilding the scheduler from the store at start.
-//! - `agents`: registration and token checks.
+//! - `agents`: registration, token checks, replica groups and speeds.
+//! - `billing`: escrow, pay and close-out postings inside state changes.
+//! - `accounts`: grants, balances, statements and earnings.
 
+mod accounts;
 mod agents;
 mod aggregate;
+mod billing;
 mod cancel;
 mod lease;
 mod recovery;
@@ -27,6 +31,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use tokio::sync::{Mutex, watch};
 use wasmgrid_runtime::{Runtime, RuntimeConfig};
 
+pub use self::accounts::{AgentEarnings, LedgerTotals};
 pub use self::report::IncomingReport;
 pub use self::submit::{NewWorkload, parse_sha256};
 pub use self::work::GrantedLease;
@@ -46,6 +51,8 @@ pub struct Broker {
     tokens: StdMutex<HashMap<String, String>>,
     /// Agent id → last time `last_seen_ms` was written.
     seen: StdMutex<HashMap<String, i64>>,
+    /// Agent id → fuel and wall milliseconds of its OK runs: its speed.
+    speeds: StdMutex<HashMap<String, (u128, u128)>>,
     /// Bumped after every committed change, for progress watchers.
     changes: watch::Sender<u64>,
     /// Turns true when the server starts shutting down, so long-lived
@@ -73,6 +80,7 @@ impl Broker {
             runtime,
             tokens: StdMutex::new(HashMap::new()),
             seen: StdMutex::new(HashMap::new()),
+            speeds: StdMutex::new(HashMap::new()),
             changes: watch::channel(0).0,
             stopping: watch::channel(false).0,
             _data_dir_lock: data_dir_lock,

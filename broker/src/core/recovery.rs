@@ -7,17 +7,26 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use crate::core::Broker;
-use crate::core::report::settle_task;
+use crate::core::report::{rules, settle_task};
 use crate::error::BrokerResult;
 use crate::ids::now_ms;
+use crate::scheduler::PendingTask;
 use crate::scheduler::verdict::{Verdict, judge};
 use crate::store::leases::{LeaseRow, LeaseState};
-use crate::store::{leases, tasks, workloads};
+use crate::store::{agents, leases, tasks, workloads};
 
 impl Broker {
     pub(crate) async fn recover(self: &Arc<Self>) -> BrokerResult<()> {
         let mut scheduler = self.scheduler.lock().await;
         let mut conn = self.store.conn().await?;
+        for agent in agents::list(&mut conn).await? {
+            if let Some(group) = self.replica_group(&agent) {
+                scheduler.set_group(&agent.id, group);
+            }
+        }
+        for (agent_id, fuel, ms) in leases::speeds(&mut conn).await? {
+            self.add_speed(&agent_id, fuel, ms);
+        }
         let running = workloads::list(&mut conn, true).await?;
         let mut complete = Vec::new();
         for workload in running {
@@ -28,10 +37,20 @@ impl Broker {
             let mut pending = Vec::new();
             for index in tasks::pending(&mut conn, &workload.id).await? {
                 let runs = by_task.remove(&index).unwrap_or_default();
-                match judge(&runs, workload.replicas, workload.max_attempts) {
+                match judge(&runs, rules(&workload)) {
                     Verdict::Pending(progress) => {
                         let (agents, tried) = agents_of(&runs);
-                        pending.push((index, progress, agents, tried));
+                        let solo_agent = runs
+                            .iter()
+                            .find(|run| run.solo && run.state == LeaseState::Active)
+                            .map(|run| run.agent_id.clone());
+                        pending.push(PendingTask {
+                            index,
+                            progress,
+                            agents,
+                            tried,
+                            solo_agent,
+                        });
                     }
                     _ => {
                         settle_task(&mut conn, &workload, index, now_ms()).await?;

@@ -8,9 +8,10 @@ use sqlx::SqliteConnection;
 use wasmgrid_runtime::Status;
 
 use crate::core::Broker;
+use crate::core::billing;
 use crate::error::{BrokerError, BrokerResult};
 use crate::ids::now_ms;
-use crate::scheduler::verdict::{Verdict, judge};
+use crate::scheduler::verdict::{Rules, Verdict, judge};
 use crate::scheduler::{Scheduler, TaskKey};
 use crate::store::events::{self, TaskEvent};
 use crate::store::leases::{self, LeaseRow, LeaseState, Report};
@@ -92,6 +93,9 @@ impl Broker {
             None
         };
         tx.commit().await?;
+        if counted && report.status == Status::Ok {
+            self.add_speed(agent_id, report.fuel_consumed, report.wall_time_ms);
+        }
         if counted {
             let task = (lease.workload_id.clone(), lease.index);
             let run = ReportedRun {
@@ -127,6 +131,15 @@ pub(crate) async fn owned_lease(
     Ok(lease)
 }
 
+/// What a workload's task results must satisfy.
+pub(crate) fn rules(workload: &WorkloadRow) -> Rules {
+    Rules {
+        quorum: workload.quorum,
+        max_attempts: workload.max_attempts,
+        compare_memory: workload.pricing().prices_memory(),
+    }
+}
+
 /// Judges a pending task from its leases and, if it is done or failed,
 /// records that. Returns the verdict, or `None` if the task was no longer
 /// pending.
@@ -137,9 +150,14 @@ pub(crate) async fn settle_task(
     now: i64,
 ) -> BrokerResult<Option<Verdict>> {
     let all = leases::of_task(conn, &workload.id, index).await?;
-    let verdict = judge(&all, workload.replicas, workload.max_attempts);
+    let verdict = judge(&all, rules(workload));
     let changed = match &verdict {
-        Verdict::Done { lease_id } => {
+        Verdict::Done {
+            lease_id,
+            agreeing,
+            disagreeing,
+            ..
+        } => {
             let Some(winner) = all.iter().find(|lease| &lease.id == lease_id) else {
                 return Ok(None);
             };
@@ -154,6 +172,8 @@ pub(crate) async fn settle_task(
             let done = tasks::mark_done(conn, &workload.id, index, &accepted, now).await?;
             if done {
                 record(conn, workload, index, "done", Some(winner), None, now).await?;
+                billing::settle_runs(conn, workload, index, &all, agreeing, disagreeing, now)
+                    .await?;
             }
             done
         }
@@ -252,7 +272,13 @@ pub(crate) fn apply_verdict(
             }
             false
         }
-        Some(Verdict::Done { .. } | Verdict::Failed { .. }) => scheduler.task_finished(task),
+        Some(Verdict::Done {
+            fuel, peak_memory, ..
+        }) => {
+            scheduler.result_accepted(&task.0, *fuel, *peak_memory);
+            scheduler.task_finished(task)
+        }
+        Some(Verdict::Failed { .. }) => scheduler.task_finished(task),
         None => false,
     }
 }

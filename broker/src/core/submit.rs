@@ -10,9 +10,12 @@ use wasmgrid_runtime::{
     Limits, MAX_FUEL, MAX_STACK_BYTES, MIN_STACK_BYTES, ModuleHash, RuntimeError, TaskModule,
 };
 
-use crate::core::Broker;
+use crate::core::{Broker, billing};
 use crate::error::{BrokerError, BrokerResult};
 use crate::ids::{new_workload_id, now_ms};
+use crate::pricing::{Pricing, credits_text};
+use crate::scheduler::PendingTask;
+use crate::store::ledger;
 use crate::store::workloads::{WorkloadRow, WorkloadState};
 use crate::store::{modules, tasks, workloads};
 
@@ -34,8 +37,12 @@ pub struct NewWorkload {
     pub name: String,
     pub limits: Limits,
     pub replicas: u32,
+    /// Agreeing results needed; 0 means all replicas.
+    pub quorum: u32,
+    pub adaptive: bool,
     pub max_attempts: u32,
     pub credits_per_fuel: f64,
+    pub credits_per_mib_second: f64,
     pub module: Vec<u8>,
     pub reducer: Option<Vec<u8>>,
     pub inputs: Vec<Vec<u8>>,
@@ -54,15 +61,33 @@ impl Broker {
         } else {
             new.max_attempts
         };
+        let quorum = if new.quorum == 0 {
+            replicas
+        } else {
+            new.quorum
+        };
         self.check_submission(&new, replicas, max_attempts)?;
+        if quorum > replicas {
+            return Err(BrokerError::invalid(format!(
+                "quorum ({quorum}) must be at most the replicas ({replicas})"
+            )));
+        }
+        let pricing = Pricing::from_rates(
+            new.credits_per_fuel,
+            new.credits_per_mib_second,
+            self.config.fee_basis_points,
+        )?;
+        let task_count =
+            u32::try_from(new.inputs.len()).map_err(|_| BrokerError::invalid("too many tasks"))?;
+        let escrow_micro =
+            pricing.escrow(task_count, quorum, new.limits.fuel, new.limits.memory_bytes)?;
+        self.check_balance(&new.issuer, escrow_micro).await?;
         let module = TaskModule::new(new.module);
         self.check_module(&module, &new.limits, "module").await?;
         let reducer = new.reducer.map(TaskModule::new);
         if let Some(reducer) = &reducer {
             self.check_module(reducer, &new.limits, "reducer").await?;
         }
-        let task_count =
-            u32::try_from(new.inputs.len()).map_err(|_| BrokerError::invalid("too many tasks"))?;
         let now = now_ms();
         let row = WorkloadRow {
             id: new_workload_id(),
@@ -72,8 +97,13 @@ impl Broker {
             reducer_sha256: reducer.as_ref().map(|r| r.hash().to_hex()),
             limits: new.limits,
             replicas,
+            quorum,
+            adaptive: new.adaptive,
             max_attempts,
             credits_per_fuel: new.credits_per_fuel,
+            credits_per_mib_second: new.credits_per_mib_second,
+            fee_basis_points: pricing.fee_basis_points,
+            escrow_micro,
             task_count,
             state: WorkloadState::Running,
             error: None,
@@ -88,17 +118,14 @@ impl Broker {
             modules::insert(&mut tx, sha, reducer.bytes(), now).await?;
         }
         workloads::insert(&mut tx, &row).await?;
+        billing::escrow(&mut tx, &row, now).await?;
         tasks::insert_all(&mut tx, &row.id, &new.inputs).await?;
         tx.commit().await?;
         let id = row.id.clone();
         let pending = (0..task_count)
-            .map(|index| {
-                (
-                    index,
-                    Default::default(),
-                    Default::default(),
-                    Default::default(),
-                )
+            .map(|index| PendingTask {
+                index,
+                ..PendingTask::default()
             })
             .collect();
         scheduler.add_workload(Arc::new(row), pending);
@@ -159,8 +186,25 @@ impl Broker {
         if max_attempts > MAX_ATTEMPTS {
             return invalid(format!("max attempts must be at most {MAX_ATTEMPTS}"));
         }
-        if !new.credits_per_fuel.is_finite() || new.credits_per_fuel < 0.0 {
-            return invalid("credits per fuel must be a finite number ≥ 0".into());
+        Ok(())
+    }
+
+    /// Refuses early, before compiling anything, a submit whose issuer
+    /// cannot cover the escrow (the submit's transaction checks again).
+    async fn check_balance(&self, issuer: &str, escrow: i64) -> BrokerResult<()> {
+        if escrow == 0 {
+            return Ok(());
+        }
+        let mut conn = self.store.conn().await?;
+        let balance = ledger::balance(&mut conn, &ledger::issuer_account(issuer)).await?;
+        if balance < escrow {
+            return Err(BrokerError::FailedPrecondition(format!(
+                "insufficient credits: the workload needs an escrow of {} credits (every task \
+                 paid at its limits, plus the broker's fee) but issuer {issuer} holds {}; \
+                 ask the broker's admin for a grant, or lower --fuel, --memory or the rates",
+                credits_text(escrow),
+                credits_text(balance)
+            )));
         }
         Ok(())
     }

@@ -6,11 +6,11 @@ use std::time::Duration;
 use crate::core::Broker;
 use crate::error::BrokerResult;
 use crate::ids::{new_lease_id, now_ms, task_seed};
-use crate::scheduler::{Offered, TaskKey};
+use crate::scheduler::{Offered, TaskKey, WorkRequest};
 use crate::store::events::{self, TaskEvent};
 use crate::store::leases::{self, LeaseRow, LeaseState};
-use crate::store::tasks;
 use crate::store::workloads::WorkloadRow;
+use crate::store::{agents, tasks};
 
 /// A lease granted on an accepted offer, with what the agent needs to run it.
 #[derive(Clone, Debug)]
@@ -32,16 +32,27 @@ impl Broker {
         free_memory: u64,
     ) -> Vec<Offered> {
         let now = now_ms();
+        // As many alternatives again, so the agent has a choice; what it
+        // does not take returns to the queue when it answers.
         let capacity = (capacity as usize).min(self.config.max_offers_per_request);
+        let extra = capacity.min(self.config.max_offers_per_request - capacity);
         let hold = duration_ms(self.config.offer_hold);
-        self.scheduler
-            .lock()
-            .await
-            .offer(agent_id, capacity, free_memory, now, now + hold)
+        let speed = self.fuel_per_ms(agent_id);
+        self.scheduler.lock().await.offer(&WorkRequest {
+            agent: agent_id,
+            capacity,
+            extra,
+            free_memory,
+            now_ms: now,
+            expires_ms: now + hold,
+            fuel_per_ms: speed,
+        })
     }
 
-    /// Turns the agent's live offers among `tasks` into leases; returns the
-    /// leases and the tasks that were no longer on offer.
+    /// Turns the agent's live offers among `tasks` into leases and declines
+    /// its other offers; returns the leases and the tasks that were no
+    /// longer on offer. Under adaptive replication, the first run of a task
+    /// taken by a trusted agent is made a solo run, save for spot checks.
     pub async fn accept(
         &self,
         agent_id: &str,
@@ -63,10 +74,29 @@ impl Broker {
             }
         }
         let mut granted = Vec::with_capacity(accepted.len());
+        let mut solo_runs = Vec::new();
         let mut tx = self.store.pool().begin().await?;
+        let trusted = if accepted
+            .iter()
+            .any(|(task, _)| scheduler.is_undecided(task))
+        {
+            agents::record(&mut tx, agent_id)
+                .await?
+                .is_some_and(|(record, _, _)| record.trusted(self.config.trust_after))
+        } else {
+            false
+        };
         for ((workload_id, index), workload) in &accepted {
             let Some(input) = tasks::input(&mut tx, workload_id, *index).await? else {
                 continue;
+            };
+            let task = (workload_id.clone(), *index);
+            let solo = if scheduler.is_undecided(&task) {
+                let solo = trusted && rand::random::<f64>() >= self.config.spot_check_rate;
+                solo_runs.push((task, solo));
+                solo
+            } else {
+                false
             };
             let lease = LeaseRow {
                 id: new_lease_id(),
@@ -83,6 +113,9 @@ impl Broker {
                 fuel_consumed: 0,
                 peak_memory: 0,
                 wall_time_ms: 0,
+                solo,
+                verdict: None,
+                paid_micro: 0,
             };
             leases::insert(&mut tx, &lease).await?;
             events::record(
@@ -94,7 +127,7 @@ impl Broker {
                     lease_id: Some(&lease.id),
                     agent_id: Some(agent_id),
                     at_ms: now,
-                    detail: None,
+                    detail: solo.then(|| "solo run of a trusted agent".to_owned()),
                 },
             )
             .await?;
@@ -111,6 +144,11 @@ impl Broker {
         for (task, _) in &accepted {
             scheduler.offer_accepted(agent_id, task);
         }
+        for (task, solo) in &solo_runs {
+            scheduler.decide(task, agent_id, *solo);
+        }
+        let taken: Vec<TaskKey> = accepted.iter().map(|(task, _)| task.clone()).collect();
+        scheduler.decline_others(agent_id, &taken);
         drop(scheduler);
         self.changed();
         Ok((granted, rejected))

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct FairQueue {
     issuers: VecDeque<String>,
     workloads: HashMap<String, VecDeque<String>>,

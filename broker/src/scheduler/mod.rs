@@ -4,7 +4,8 @@
 //! the truth, and every change here follows a committed store change.
 //!
 //! # Layout
-//! - this file: [`Scheduler`], per-workload queues and offers.
+//! - this file: [`Scheduler`], per-workload queues and offers, replica
+//!   groups and adaptive replication modes.
 //! - `fair_queue`: round robin over issuers, then over their workloads.
 //! - `verdict`: judging a task from its leases.
 
@@ -21,19 +22,48 @@ use crate::store::workloads::WorkloadRow;
 /// A task: workload id and index.
 pub type TaskKey = (String, u32);
 
+/// How many runs of a task are wanted at once (adaptive replication).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// `replicas` runs, until `quorum` of them agree.
+    #[default]
+    Replicated,
+    /// One run; whether it may stand alone is decided when an agent
+    /// accepts it (a trusted agent, not spot-checked).
+    Undecided,
+    /// One run, on a trusted agent, whose result stands alone.
+    Solo,
+}
+
 /// What the scheduler tracks of a pending task.
 #[derive(Debug, Default)]
 struct TaskProgress {
     /// Offers outstanding plus active leases.
     in_flight: u32,
-    /// Agents that run, were offered, or reported the task: replicas never
-    /// go to the same agent.
+    /// Replica groups (agents, or owners or addresses) that run, were
+    /// offered, or reported the task: replicas never go to the same group.
     agents: HashSet<String>,
-    /// Agents on which a run failed or expired: the task is retried
+    /// Groups on which a run failed or expired: the task is retried
     /// elsewhere first, but on them again when no other agent takes it
     /// (a grid of one agent must still finish its work).
     tried: HashSet<String>,
     best_agreement: u32,
+    mode: Mode,
+    /// The agent holding the solo run, in `Mode::Solo`.
+    solo_agent: Option<String>,
+}
+
+/// A pending task as recovered from the store.
+#[derive(Debug, Default)]
+pub struct PendingTask {
+    pub index: u32,
+    pub progress: Progress,
+    /// Agent ids holding or having reported the task OK.
+    pub agents: HashSet<String>,
+    /// Agent ids on which it failed or expired.
+    pub tried: HashSet<String>,
+    /// The agent of an active solo run.
+    pub solo_agent: Option<String>,
 }
 
 #[derive(Debug)]
@@ -42,11 +72,51 @@ struct WorkloadQueue {
     tasks: HashMap<u32, TaskProgress>,
     /// Tasks that may need another run, in order; checked when taken.
     ready: VecDeque<u32>,
+    /// Accepted results so far, their fuel and peak memory: the estimates
+    /// offered for the next tasks.
+    results: u64,
+    fuel_sum: u128,
+    memory_sum: u128,
+}
+
+/// True when adaptive replication applies to a workload's tasks.
+fn adaptive(row: &WorkloadRow) -> bool {
+    row.adaptive && row.quorum > 1
+}
+
+/// Runs of a task wanted at once.
+fn target(row: &WorkloadRow, progress: &TaskProgress) -> u32 {
+    match progress.mode {
+        Mode::Replicated => row.replicas.max(row.quorum),
+        Mode::Undecided | Mode::Solo => 1,
+    }
+}
+
+fn needs_run(row: &WorkloadRow, progress: &TaskProgress) -> bool {
+    progress.best_agreement + progress.in_flight < target(row, progress)
+}
+
+/// The mode of a task with no run in flight and no OK result.
+fn fresh_mode(row: &WorkloadRow) -> Mode {
+    if adaptive(row) {
+        Mode::Undecided
+    } else {
+        Mode::Replicated
+    }
 }
 
 impl WorkloadQueue {
-    fn needs_run(&self, progress: &TaskProgress) -> bool {
-        progress.best_agreement + progress.in_flight < self.row.replicas
+    /// Estimated fuel and peak memory of a task: the mean of accepted
+    /// results, or the limits before there is one.
+    fn estimates(&self) -> (u64, u64) {
+        if self.results == 0 {
+            return (self.row.limits.fuel, self.row.limits.memory_bytes);
+        }
+        let n = u128::from(self.results);
+        (
+            u64::try_from(self.fuel_sum / n).unwrap_or(u64::MAX),
+            u64::try_from(self.memory_sum / n).unwrap_or(u64::MAX),
+        )
     }
 }
 
@@ -56,6 +126,27 @@ pub struct Offered {
     pub workload: Arc<WorkloadRow>,
     pub index: u32,
     pub expires_ms: i64,
+    /// The mean fuel and peak memory of the workload's accepted results
+    /// (the limits before any).
+    pub estimated_fuel: u64,
+    pub estimated_memory: u64,
+    /// Estimated wall time on this agent, from its measured speed.
+    pub estimated_wall_ms: Option<u64>,
+}
+
+/// An agent asking for work.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkRequest<'a> {
+    pub agent: &'a str,
+    /// Free slots: the agent's fair turn.
+    pub capacity: usize,
+    /// Alternatives offered on top.
+    pub extra: usize,
+    pub free_memory: u64,
+    pub now_ms: i64,
+    pub expires_ms: i64,
+    /// The agent's measured speed, if known.
+    pub fuel_per_ms: Option<f64>,
 }
 
 /// The scheduling state of all running workloads.
@@ -65,34 +156,98 @@ pub struct Scheduler {
     order: FairQueue,
     /// Offers by agent and task, with their expiry.
     offers: HashMap<(String, TaskKey), i64>,
+    /// Agent id → replica group (its owner or address, when replicas are
+    /// kept apart by those); agents not here are their own group.
+    groups: HashMap<String, String>,
 }
 
 impl Scheduler {
+    /// Puts an agent in a replica group: no two replicas of a task go to
+    /// agents of one group.
+    pub fn set_group(&mut self, agent: &str, group: String) {
+        self.groups.insert(agent.to_owned(), group);
+    }
+
+    /// The replica group of an agent.
+    fn group(&self, agent: &str) -> String {
+        self.groups
+            .get(agent)
+            .cloned()
+            .unwrap_or_else(|| agent.to_owned())
+    }
+
     /// Adds a running workload with its pending tasks and their progress.
-    pub fn add_workload(
-        &mut self,
-        row: Arc<WorkloadRow>,
-        pending: Vec<(u32, Progress, HashSet<String>, HashSet<String>)>,
-    ) {
+    pub fn add_workload(&mut self, row: Arc<WorkloadRow>, pending: Vec<PendingTask>) {
         let mut queue = WorkloadQueue {
             row: Arc::clone(&row),
             tasks: HashMap::with_capacity(pending.len()),
             ready: VecDeque::new(),
+            results: 0,
+            fuel_sum: 0,
+            memory_sum: 0,
         };
-        for (index, progress, agents, tried) in pending {
-            let task = TaskProgress {
-                in_flight: progress.active,
-                agents,
-                tried,
-                best_agreement: progress.best_agreement,
+        for pending in pending {
+            let mode = if pending.solo_agent.is_some() {
+                Mode::Solo
+            } else if pending.progress.active == 0 && pending.progress.best_agreement == 0 {
+                fresh_mode(&queue.row)
+            } else {
+                Mode::Replicated
             };
-            if queue.needs_run(&task) {
-                queue.ready.push_back(index);
+            let task = TaskProgress {
+                in_flight: pending.progress.active,
+                agents: pending.agents.iter().map(|a| self.group(a)).collect(),
+                tried: pending.tried.iter().map(|a| self.group(a)).collect(),
+                best_agreement: pending.progress.best_agreement,
+                mode,
+                solo_agent: pending.solo_agent,
+            };
+            if needs_run(&queue.row, &task) {
+                queue.ready.push_back(pending.index);
             }
-            queue.tasks.insert(index, task);
+            queue.tasks.insert(pending.index, task);
         }
         self.order.add(&row.issuer, &row.id);
         self.workloads.insert(row.id.clone(), queue);
+    }
+
+    /// Notes an accepted result of a workload, for its estimates.
+    pub fn result_accepted(&mut self, workload_id: &str, fuel: u64, peak_memory: u64) {
+        if let Some(queue) = self.workloads.get_mut(workload_id) {
+            queue.results += 1;
+            queue.fuel_sum += u128::from(fuel);
+            queue.memory_sum += u128::from(peak_memory);
+        }
+    }
+
+    /// Whether accepting `task` now decides its replication: true for the
+    /// first run of a task under adaptive replication.
+    pub fn is_undecided(&self, task: &TaskKey) -> bool {
+        self.workloads
+            .get(&task.0)
+            .and_then(|queue| queue.tasks.get(&task.1))
+            .is_some_and(|progress| progress.mode == Mode::Undecided)
+    }
+
+    /// Decides an undecided task's replication as `agent` accepts it: a
+    /// solo run stands alone; otherwise the task is replicated.
+    pub fn decide(&mut self, task: &TaskKey, agent: &str, solo: bool) {
+        let Some(queue) = self.workloads.get_mut(&task.0) else {
+            return;
+        };
+        let Some(progress) = queue.tasks.get_mut(&task.1) else {
+            return;
+        };
+        if solo {
+            progress.mode = Mode::Solo;
+            progress.solo_agent = Some(agent.to_owned());
+        } else {
+            progress.mode = Mode::Replicated;
+            progress.solo_agent = None;
+            if needs_run(&queue.row, progress) {
+                queue.ready.push_front(task.1);
+            }
+        }
     }
 
     /// Forgets a workload (finished or cancelled) and its offers.
@@ -117,21 +272,43 @@ impl Scheduler {
             .map(|queue| Arc::clone(&queue.row))
     }
 
-    /// Chooses up to `capacity` tasks for `agent` that fit `free_memory`,
-    /// fairly across issuers and their workloads, and holds them as offers
-    /// until `expires_ms`.
-    pub fn offer(
-        &mut self,
-        agent: &str,
-        capacity: usize,
-        mut free_memory: u64,
-        now_ms: i64,
-        expires_ms: i64,
-    ) -> Vec<Offered> {
+    /// Chooses up to `capacity` tasks for the agent that fit its free
+    /// memory, fairly across issuers and their workloads, and holds them as
+    /// offers until `expires_ms`.
+    ///
+    /// With the agent's measured speed (fuel per ms), workloads whose mean
+    /// task would outlast their wall-time limit on it are not offered: the
+    /// run would only time out.
+    ///
+    /// The first `capacity` offers take the agent's fair turn; up to `extra`
+    /// more are alternatives it may choose instead, and do not advance the
+    /// fair order (otherwise an agent that takes the first offer would
+    /// always serve the issuer an alternative skipped).
+    pub fn offer(&mut self, request: &WorkRequest<'_>) -> Vec<Offered> {
+        let WorkRequest {
+            agent,
+            capacity,
+            extra,
+            free_memory,
+            now_ms,
+            expires_ms,
+            fuel_per_ms,
+        } = *request;
+        let mut free_memory = free_memory;
         self.expire_offers(now_ms);
+        let group = self.group(agent);
+        let all_free_memory = free_memory;
         let mut offers = Vec::new();
         let mut fruitless = 0;
-        while offers.len() < capacity && fruitless < self.order.len() {
+        let mut fair_turn_end = None;
+        while offers.len() < capacity + extra && fruitless < self.order.len() {
+            if offers.len() == capacity && fair_turn_end.is_none() {
+                // Alternatives may take the place of any offer: they fit
+                // in the agent's whole free memory.
+                fair_turn_end = Some(self.order.clone());
+                free_memory = all_free_memory;
+                fruitless = 0;
+            }
             let Some(workload_id) = self.order.next() else {
                 break;
             };
@@ -143,7 +320,18 @@ impl Scheduler {
                 fruitless += 1;
                 continue;
             }
-            match take_ready(queue, agent) {
+            let (estimated_fuel, estimated_memory) = queue.estimates();
+            let estimated_wall_ms = fuel_per_ms
+                .filter(|speed| *speed > 0.0)
+                .map(|speed| (estimated_fuel as f64 / speed).ceil() as u64);
+            let too_slow = queue.results > 0
+                && estimated_wall_ms
+                    .is_some_and(|ms| u128::from(ms) > queue.row.limits.wall_time.as_millis());
+            if too_slow {
+                fruitless += 1;
+                continue;
+            }
+            match take_ready(queue, &group) {
                 Some(index) => {
                     fruitless = 0;
                     free_memory -= queue.row.limits.memory_bytes;
@@ -153,10 +341,16 @@ impl Scheduler {
                         workload: Arc::clone(&queue.row),
                         index,
                         expires_ms,
+                        estimated_fuel,
+                        estimated_memory,
+                        estimated_wall_ms,
                     });
                 }
                 None => fruitless += 1,
             }
+        }
+        if let Some(order) = fair_turn_end {
+            self.order = order;
         }
         offers
     }
@@ -171,6 +365,21 @@ impl Scheduler {
     /// An accepted offer became a lease (it stays in flight).
     pub fn offer_accepted(&mut self, agent: &str, task: &TaskKey) {
         self.offers.remove(&(agent.to_owned(), task.clone()));
+    }
+
+    /// The agent answered its offers: those it did not accept return to
+    /// the queue now rather than when they expire.
+    pub fn decline_others(&mut self, agent: &str, accepted: &[TaskKey]) {
+        let declined: Vec<TaskKey> = self
+            .offers
+            .keys()
+            .filter(|(holder, task)| holder == agent && !accepted.contains(task))
+            .map(|(_, task)| task.clone())
+            .collect();
+        for task in declined {
+            self.offers.remove(&(agent.to_owned(), task.clone()));
+            self.run_ended(&task, Some(agent), true);
+        }
     }
 
     /// Returns expired offers' tasks to the queue.
@@ -199,13 +408,24 @@ impl Scheduler {
         };
         progress.in_flight = progress.in_flight.saturating_sub(1);
         if let Some(agent) = agent {
-            progress.agents.remove(agent);
+            let group = self.groups.get(agent).map_or(agent, String::as_str);
+            progress.agents.remove(group);
             if !forget_agent {
-                progress.tried.insert(agent.to_owned());
+                progress.tried.insert(group.to_owned());
+            }
+            if progress.solo_agent.as_deref() == Some(agent) {
+                // The solo run is gone: the next run decides again.
+                progress.solo_agent = None;
+                progress.mode = fresh_mode(&queue.row);
             }
         }
-        let needs = queue.row.replicas > progress.best_agreement + progress.in_flight;
-        if needs {
+        if progress.mode == Mode::Replicated
+            && progress.in_flight == 0
+            && progress.best_agreement == 0
+        {
+            progress.mode = fresh_mode(&queue.row);
+        }
+        if needs_run(&queue.row, progress) {
             queue.ready.push_back(task.1);
         }
     }
@@ -230,15 +450,33 @@ impl Scheduler {
         if was_in_flight {
             tracked.in_flight = tracked.in_flight.saturating_sub(1);
         }
+        let group = self
+            .groups
+            .get(agent)
+            .cloned()
+            .unwrap_or_else(|| agent.to_owned());
         if ok {
-            tracked.agents.insert(agent.to_owned());
-            tracked.tried.remove(agent);
+            tracked.agents.insert(group.clone());
+            tracked.tried.remove(&group);
         } else {
-            tracked.agents.remove(agent);
-            tracked.tried.insert(agent.to_owned());
+            tracked.agents.remove(&group);
+            tracked.tried.insert(group);
+        }
+        if tracked.solo_agent.as_deref() == Some(agent) {
+            tracked.solo_agent = None;
+            tracked.mode = if ok {
+                // A solo result that did not settle the task (it cannot
+                // happen: a solo OK run stands) would need replicas.
+                Mode::Replicated
+            } else {
+                fresh_mode(&queue.row)
+            };
         }
         tracked.best_agreement = progress.best_agreement;
-        if queue.row.replicas > tracked.best_agreement + tracked.in_flight {
+        if tracked.best_agreement > 0 {
+            tracked.mode = Mode::Replicated;
+        }
+        if needs_run(&queue.row, tracked) {
             queue.ready.push_back(task.1);
         }
     }
@@ -255,8 +493,9 @@ impl Scheduler {
     }
 }
 
-/// The next ready task of `queue` that `agent` may run, marked in flight:
-/// one it has not tried if there is such, else one it failed before.
+/// The next ready task of `queue` that an agent of replica group `agent`
+/// may run, marked in flight: one the group has not tried if there is
+/// such, else one it failed before.
 fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<u32> {
     // Tasks this agent may not take now are put back in order; the scan is
     // bounded so one request cannot walk a huge queue.
@@ -270,7 +509,7 @@ fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<u32> {
         let Some(progress) = queue.tasks.get(&index) else {
             continue;
         };
-        if !queue.needs_run(progress) {
+        if !needs_run(&queue.row, progress) {
             continue;
         }
         if progress.agents.contains(agent) {
@@ -299,7 +538,7 @@ fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<u32> {
     let progress = queue.tasks.get_mut(&index)?;
     progress.in_flight += 1;
     progress.agents.insert(agent.to_owned());
-    if queue.row.replicas > progress.best_agreement + progress.in_flight {
+    if needs_run(&queue.row, progress) {
         // More replicas wanted: let other agents get it soon.
         queue.ready.push_front(index);
     }

@@ -1,7 +1,9 @@
-//! Judging a task from its leases: done when `replicas` reports agree on the
-//! output hash and the fuel used; failed after `max_attempts` failed runs
-//! (non-OK reports and expired leases) or when agreement has become
-//! impossible; otherwise still pending.
+//! Judging a task from its leases: done when `quorum` reports agree on the
+//! output hash and the fuel used (and the peak memory, when memory is
+//! priced), or when the OK report of a run dispatched alone to a trusted
+//! agent stands; failed after `max_attempts` failed runs (non-OK reports and
+//! expired leases) or when agreement has become impossible; otherwise still
+//! pending.
 
 use std::collections::HashMap;
 
@@ -12,8 +14,18 @@ use crate::store::leases::{LeaseRow, LeaseState};
 /// Where a task stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Enough reports agree; the lease whose output is the result.
-    Done { lease_id: String },
+    /// Enough reports agree.
+    Done {
+        /// The lease whose output is the result.
+        lease_id: String,
+        /// The runs that made the quorum, oldest first: the ones paid.
+        agreeing: Vec<String>,
+        /// OK runs whose result differs from the accepted one.
+        disagreeing: Vec<String>,
+        /// The accepted result's fuel and peak memory.
+        fuel: u64,
+        peak_memory: u64,
+    },
     /// The task cannot succeed any more.
     Failed {
         reason: String,
@@ -34,24 +46,69 @@ pub struct Progress {
     pub active: u32,
 }
 
+/// What a task's results must satisfy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Agreeing OK reports needed.
+    pub quorum: u32,
+    /// Failed runs after which the task fails.
+    pub max_attempts: u32,
+    /// Replicas must also agree on peak memory (memory is priced).
+    pub compare_memory: bool,
+}
+
 /// Judges a task from all its leases.
-pub fn judge(leases: &[LeaseRow], replicas: u32, max_attempts: u32) -> Verdict {
+pub fn judge(leases: &[LeaseRow], rules: Rules) -> Verdict {
     let counted_reports = || {
         leases
             .iter()
             .filter(|lease| lease.state == LeaseState::Reported && lease.counted)
     };
-    let mut groups: HashMap<(&str, u64), Vec<&LeaseRow>> = HashMap::new();
-    for lease in counted_reports().filter(|lease| lease.status == Some(Status::Ok)) {
+    let mut groups: HashMap<(&str, u64, u64), Vec<&LeaseRow>> = HashMap::new();
+    let ok_leases: Vec<&LeaseRow> = counted_reports()
+        .filter(|lease| lease.status == Some(Status::Ok))
+        .collect();
+    for lease in &ok_leases {
         let key = (
             lease.output_sha256.as_deref().unwrap_or(""),
             lease.fuel_consumed,
+            if rules.compare_memory {
+                lease.peak_memory
+            } else {
+                0
+            },
         );
         groups.entry(key).or_default().push(lease);
     }
-    if let Some(group) = groups.values().find(|group| group.len() as u32 >= replicas) {
+    // A solo run (a trusted agent's, not spot-checked) stands alone.
+    let needed = |group: &Vec<&LeaseRow>| {
+        if group.iter().any(|lease| lease.solo) {
+            1
+        } else {
+            rules.quorum.max(1)
+        }
+    };
+    let winner = groups
+        .values()
+        .filter(|group| group.len() as u32 >= needed(group))
+        .min_by_key(|group| (group[0].started_ms, group[0].id.as_str()));
+    if let Some(group) = winner {
+        let agreeing: Vec<String> = group
+            .iter()
+            .take(needed(group) as usize)
+            .map(|lease| lease.id.clone())
+            .collect();
+        let disagreeing = ok_leases
+            .iter()
+            .filter(|lease| !group.iter().any(|member| member.id == lease.id))
+            .map(|lease| lease.id.clone())
+            .collect();
         return Verdict::Done {
             lease_id: group[0].id.clone(),
+            agreeing,
+            disagreeing,
+            fuel: group[0].fuel_consumed,
+            peak_memory: group[0].peak_memory,
         };
     }
     let failed_reports: Vec<&LeaseRow> = counted_reports()
@@ -62,14 +119,14 @@ pub fn judge(leases: &[LeaseRow], replicas: u32, max_attempts: u32) -> Verdict {
         .filter(|lease| lease.state == LeaseState::Expired)
         .count() as u32;
     let failures = failed_reports.len() as u32 + expired;
-    let ok_reports: u32 = groups.values().map(|group| group.len() as u32).sum();
+    let ok_reports = ok_leases.len() as u32;
     let best_agreement = groups
         .values()
         .map(|group| group.len() as u32)
         .max()
         .unwrap_or(0);
     let last_status = failed_reports.last().and_then(|lease| lease.status.clone());
-    if failures >= max_attempts {
+    if failures >= rules.max_attempts {
         let mut reasons: Vec<String> = failed_reports
             .iter()
             .map(|lease| {
@@ -89,10 +146,13 @@ pub fn judge(leases: &[LeaseRow], replicas: u32, max_attempts: u32) -> Verdict {
         };
     }
     // Disagreeing OK reports count against the attempts too: beyond
-    // `replicas + max_attempts` runs, no quorum is coming.
-    if ok_reports >= replicas + max_attempts {
+    // `quorum + max_attempts` runs, no quorum is coming.
+    if ok_reports >= rules.quorum + rules.max_attempts {
         return Verdict::Failed {
-            reason: format!("no {replicas} of {ok_reports} results agree"),
+            reason: format!(
+                "no {} of {ok_reports} results agree (results kept on the task's runs)",
+                rules.quorum
+            ),
             last_status: None,
         };
     }
@@ -133,6 +193,17 @@ mod tests {
             fuel_consumed: fuel,
             peak_memory: 0,
             wall_time_ms: 0,
+            solo: false,
+            verdict: None,
+            paid_micro: 0,
+        }
+    }
+
+    fn rules(quorum: u32, max_attempts: u32) -> Rules {
+        Rules {
+            quorum,
+            max_attempts,
+            compare_memory: false,
         }
     }
 
@@ -147,9 +218,13 @@ mod tests {
             10,
         )];
         assert_eq!(
-            judge(&leases, 1, 3),
+            judge(&leases, rules(1, 3)),
             Verdict::Done {
-                lease_id: "l1".into()
+                lease_id: "l1".into(),
+                agreeing: vec!["l1".into()],
+                disagreeing: vec![],
+                fuel: 10,
+                peak_memory: 0,
             }
         );
     }
@@ -160,7 +235,9 @@ mod tests {
             lease("l1", "a", LeaseState::Reported, Some(Status::Ok), "h", 10),
             lease("l2", "b", LeaseState::Reported, Some(Status::Ok), "h", 11),
         ];
-        assert!(matches!(judge(&disagree, 2, 3), Verdict::Pending(p) if p.best_agreement == 1));
+        assert!(
+            matches!(judge(&disagree, rules(2, 3)), Verdict::Pending(p) if p.best_agreement == 1)
+        );
         let mut agree = disagree.to_vec();
         agree.push(lease(
             "l3",
@@ -171,9 +248,13 @@ mod tests {
             10,
         ));
         assert_eq!(
-            judge(&agree, 2, 3),
+            judge(&agree, rules(2, 3)),
             Verdict::Done {
-                lease_id: "l1".into()
+                lease_id: "l1".into(),
+                agreeing: vec!["l1".into(), "l3".into()],
+                disagreeing: vec!["l2".into()],
+                fuel: 10,
+                peak_memory: 0,
             }
         );
     }
@@ -191,7 +272,7 @@ mod tests {
             ),
             lease("l2", "b", LeaseState::Expired, None, "", 0),
         ];
-        assert!(matches!(judge(&leases, 1, 3), Verdict::Pending(p) if p.failures == 2));
+        assert!(matches!(judge(&leases, rules(1, 3)), Verdict::Pending(p) if p.failures == 2));
         let mut more = leases.to_vec();
         more.push(lease(
             "l3",
@@ -204,7 +285,7 @@ mod tests {
         let Verdict::Failed {
             reason,
             last_status,
-        } = judge(&more, 1, 3)
+        } = judge(&more, rules(1, 3))
         else {
             panic!("should fail");
         };
@@ -214,10 +295,30 @@ mod tests {
     }
 
     #[test]
+    fn a_solo_run_stands_alone_and_memory_is_compared_when_priced() {
+        let mut solo = lease("l1", "a", LeaseState::Reported, Some(Status::Ok), "h", 10);
+        solo.solo = true;
+        assert!(matches!(judge(&[solo], rules(2, 3)), Verdict::Done { .. }));
+        let mut first = lease("l1", "a", LeaseState::Reported, Some(Status::Ok), "h", 10);
+        let mut second = lease("l2", "b", LeaseState::Reported, Some(Status::Ok), "h", 10);
+        first.peak_memory = 1 << 20;
+        second.peak_memory = 2 << 20;
+        let leases = [first, second];
+        assert!(matches!(judge(&leases, rules(2, 3)), Verdict::Done { .. }));
+        let priced = Rules {
+            compare_memory: true,
+            ..rules(2, 3)
+        };
+        assert!(matches!(judge(&leases, priced), Verdict::Pending(_)));
+    }
+
+    #[test]
     fn uncounted_and_released_leases_do_not_count() {
         let mut late = lease("l1", "a", LeaseState::Expired, Some(Status::Ok), "h", 1);
         late.counted = false;
         let released = lease("l2", "b", LeaseState::Released, None, "", 0);
-        assert!(matches!(judge(&[late, released], 1, 3), Verdict::Pending(p) if p.failures == 1));
+        assert!(
+            matches!(judge(&[late, released], rules(1, 3)), Verdict::Pending(p) if p.failures == 1)
+        );
     }
 }

@@ -7,7 +7,7 @@ use wasmgrid_proto::v1;
 use wasmgrid_proto::v1::admin_service_server::AdminService;
 
 use crate::core::Broker;
-use crate::service::convert::workload_status;
+use crate::service::convert::{ledger_entry, workload_status};
 use crate::store::{agents, workloads};
 
 /// The admin service over a broker.
@@ -33,6 +33,18 @@ impl AdminService for AdminApi {
             .await?
             .into_iter()
             .map(|stats| v1::AgentInfo {
+                owner: stats.agent.owner,
+                address: stats.agent.address,
+                results_valid: stats.record.valid,
+                results_invalid: stats.record.invalid,
+                reputation: stats.record.reputation(),
+                trusted: self.broker.trusts(&stats.record),
+                earned_micro: stats.earned_micro,
+                fuel_per_second: if stats.busy_ms > 0 {
+                    stats.fuel_consumed as f64 * 1000.0 / stats.busy_ms as f64
+                } else {
+                    0.0
+                },
                 agent_id: stats.agent.id,
                 name: stats.agent.name,
                 os: stats.agent.os,
@@ -63,6 +75,41 @@ impl AdminService for AdminApi {
         }
         Ok(Response::new(v1::ListWorkloadsResponse {
             workloads: statuses,
+        }))
+    }
+
+    async fn grant_credits(
+        &self,
+        request: Request<v1::GrantCreditsRequest>,
+    ) -> Result<Response<v1::GrantCreditsResponse>, Status> {
+        let r = request.into_inner();
+        let (balance, entry) = self
+            .broker
+            .grant(&r.issuer, r.amount_micro, &r.memo)
+            .await?;
+        Ok(Response::new(v1::GrantCreditsResponse {
+            balance_micro: balance,
+            entry: Some(ledger_entry(entry)),
+        }))
+    }
+
+    async fn list_accounts(
+        &self,
+        _: Request<v1::ListAccountsRequest>,
+    ) -> Result<Response<v1::ListAccountsResponse>, Status> {
+        let totals = self.broker.ledger_totals().await?;
+        Ok(Response::new(v1::ListAccountsResponse {
+            accounts: totals
+                .accounts
+                .into_iter()
+                .map(|account| v1::Account {
+                    id: account.id,
+                    kind: account.kind,
+                    balance_micro: account.balance,
+                })
+                .collect(),
+            granted_micro: totals.granted,
+            held_micro: totals.held,
         }))
     }
 }

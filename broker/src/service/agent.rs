@@ -12,6 +12,7 @@ use wasmgrid_proto::{MODULE_CHUNK_BYTES, limits_to_wire, status_from_wire, usage
 
 use crate::core::parse_sha256;
 use crate::core::{Broker, IncomingReport};
+use crate::service::convert::ledger_entry;
 use crate::store::agents::AgentRow;
 use crate::store::{leases, modules};
 
@@ -55,6 +56,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<v1::RegisterRequest>,
     ) -> Result<Response<v1::RegisterResponse>, Status> {
+        let address = request.remote_addr();
         let r = request.into_inner();
         let agent = AgentRow {
             id: String::new(),
@@ -67,6 +69,8 @@ impl AgentService for AgentApi {
             version: r.version,
             registered_ms: 0,
             last_seen_ms: 0,
+            owner: r.owner,
+            address: address.map(|a| a.ip().to_string()).unwrap_or_default(),
         };
         let (agent_id, token) = self.broker.register(agent).await?;
         Ok(Response::new(v1::RegisterResponse { agent_id, token }))
@@ -92,7 +96,10 @@ impl AgentService for AgentApi {
                 limits: Some(limits_to_wire(&offer.workload.limits)),
                 module_sha256: offer.workload.module_sha256.clone(),
                 credits_per_fuel: offer.workload.credits_per_fuel,
-                estimated_fuel: offer.workload.limits.fuel,
+                credits_per_mib_second: offer.workload.credits_per_mib_second,
+                estimated_fuel: offer.estimated_fuel,
+                estimated_memory_bytes: offer.estimated_memory,
+                estimated_wall_ms: offer.estimated_wall_ms.unwrap_or(0),
                 expires_unix_ms: offer.expires_ms,
             })
             .collect();
@@ -219,5 +226,27 @@ impl AgentService for AgentApi {
         let r = request.into_inner();
         self.broker.release(&agent, &r.lease_id, &r.reason).await?;
         Ok(Response::new(v1::ReleaseLeaseResponse {}))
+    }
+
+    async fn get_earnings(
+        &self,
+        request: Request<v1::EarningsRequest>,
+    ) -> Result<Response<v1::Earnings>, Status> {
+        let agent = self.agent(&request).await?;
+        let earnings = self.broker.earnings(&agent).await?;
+        Ok(Response::new(v1::Earnings {
+            agent_id: agent,
+            balance_micro: earnings.balance,
+            results_valid: earnings.record.valid,
+            results_invalid: earnings.record.invalid,
+            reputation: earnings.record.reputation(),
+            trusted: earnings.trusted,
+            recent: earnings
+                .recent
+                .into_iter()
+                .rev()
+                .map(ledger_entry)
+                .collect(),
+        }))
     }
 }

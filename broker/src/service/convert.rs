@@ -3,6 +3,7 @@
 use wasmgrid_proto::v1;
 
 use crate::error::BrokerResult;
+use crate::store::ledger::{self, Entry};
 use crate::store::tasks;
 use crate::store::workloads::{self, WorkloadRow, WorkloadState};
 
@@ -26,6 +27,7 @@ pub async fn workload_status(
         .into_iter()
         .map(|(index, reason)| v1::TaskFailure { index, reason })
         .collect();
+    let (escrowed, paid, fee, refunded) = ledger::workload_totals(conn, &workload.id).await?;
     Ok(v1::WorkloadStatus {
         workload_id: workload.id.clone(),
         issuer: workload.issuer.clone(),
@@ -41,5 +43,35 @@ pub async fn workload_status(
         error: workload.error.clone().unwrap_or_default(),
         failures,
         has_reducer: workload.reducer_sha256.is_some(),
+        bill: Some(v1::Bill {
+            escrowed_micro: escrowed,
+            paid_micro: paid,
+            fee_micro: fee,
+            refunded_micro: refunded,
+        }),
+        replicas: workload.replicas,
+        quorum: workload.quorum,
+        credits_per_fuel: workload.credits_per_fuel,
+        credits_per_mib_second: workload.credits_per_mib_second,
+        adaptive_replication: workload.adaptive,
     })
+}
+
+/// A ledger entry on the wire.
+pub fn ledger_entry(entry: Entry) -> v1::LedgerEntry {
+    v1::LedgerEntry {
+        seq: entry.seq as u64,
+        at_unix_ms: entry.at_ms,
+        kind: entry.kind,
+        from_account: entry.from,
+        to_account: entry.to,
+        amount_micro: entry.amount,
+        workload_id: entry.workload_id.unwrap_or_default(),
+        has_task: entry.index.is_some(),
+        task_index: entry.index.unwrap_or(0),
+        lease_id: entry.lease_id.unwrap_or_default(),
+        agent_id: entry.agent_id.unwrap_or_default(),
+        fuel: entry.fuel.unwrap_or(0),
+        memo: entry.memo.unwrap_or_default(),
+    }
 }

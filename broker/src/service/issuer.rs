@@ -14,9 +14,12 @@ use wasmgrid_runtime::{METERING_VERSION, Usage};
 
 use crate::core::Broker;
 use crate::error::BrokerResult;
+use crate::service::convert::ledger_entry;
 use crate::service::convert::{workload_state, workload_status};
 use crate::service::submit_stream;
 use crate::store::leases::LeaseState;
+use crate::store::leases::RunVerdict;
+use crate::store::ledger::issuer_account;
 use crate::store::{leases, tasks, workloads};
 
 /// Task results read from the store per page when streaming results.
@@ -156,7 +159,7 @@ impl IssuerService for IssuerApi {
     ) -> Result<Response<v1::ListTasksResponse>, Status> {
         let workload_id = &request.get_ref().workload_id;
         let mut conn = self.broker.store().conn().await?;
-        workloads::require(&mut conn, workload_id).await?;
+        let workload = workloads::require(&mut conn, workload_id).await?;
         let states = tasks::states(&mut conn, workload_id).await?;
         let all_leases = leases::of_workload(&mut conn, workload_id).await?;
         let mut infos: Vec<v1::TaskInfo> = states
@@ -166,6 +169,9 @@ impl IssuerService for IssuerApi {
                 state: task_state(&state) as i32,
                 attempts: 0,
                 history: Vec::new(),
+                quorum: workload.quorum,
+                fuel_consumed: 0,
+                paid_micro: 0,
             })
             .collect();
         for lease in all_leases {
@@ -176,6 +182,13 @@ impl IssuerService for IssuerApi {
             if lease.state == LeaseState::Active && info.state == v1::TaskState::Queued as i32 {
                 info.state = v1::TaskState::Leased as i32;
             }
+            if lease.verdict == Some(RunVerdict::Agreed) {
+                info.fuel_consumed = lease.fuel_consumed;
+                if lease.solo {
+                    info.quorum = 1;
+                }
+            }
+            info.paid_micro += lease.paid_micro;
             info.history.push(v1::TaskAttempt {
                 lease_id: lease.id,
                 agent_id: lease.agent_id,
@@ -184,9 +197,44 @@ impl IssuerService for IssuerApi {
                 ended_unix_ms: lease.ended_ms.unwrap_or(0),
                 status: lease.status.as_ref().map(status_to_wire),
                 fuel_consumed: lease.fuel_consumed,
+                wall_time_ms: lease.wall_time_ms,
+                paid_micro: lease.paid_micro,
+                verdict: lease
+                    .verdict
+                    .map(|verdict| verdict.as_str().to_owned())
+                    .unwrap_or_default(),
             });
         }
         Ok(Response::new(v1::ListTasksResponse { tasks: infos }))
+    }
+
+    async fn get_balance(
+        &self,
+        request: Request<v1::BalanceRequest>,
+    ) -> Result<Response<v1::Balance>, Status> {
+        let issuer = &request.get_ref().issuer;
+        let (balance, escrowed) = self.broker.balance(issuer).await?;
+        Ok(Response::new(v1::Balance {
+            account: issuer_account(issuer),
+            balance_micro: balance,
+            escrowed_micro: escrowed,
+        }))
+    }
+
+    async fn get_ledger(
+        &self,
+        request: Request<v1::LedgerRequest>,
+    ) -> Result<Response<v1::LedgerResponse>, Status> {
+        let r = request.into_inner();
+        let workload_id = (!r.workload_id.is_empty()).then_some(r.workload_id.as_str());
+        let (entries, balance) = self
+            .broker
+            .statement(&r.issuer, workload_id, r.limit)
+            .await?;
+        Ok(Response::new(v1::LedgerResponse {
+            entries: entries.into_iter().map(ledger_entry).collect(),
+            balance_micro: balance,
+        }))
     }
 }
 

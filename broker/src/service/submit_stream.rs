@@ -95,8 +95,11 @@ pub async fn receive(
         limits: limits_from_wire(header.limits.as_ref())
             .map_err(|e| BrokerError::invalid(e.to_string()))?,
         replicas: header.replicas,
+        quorum: header.quorum,
+        adaptive: header.adaptive_replication,
         max_attempts: header.max_attempts,
         credits_per_fuel: header.credits_per_fuel,
+        credits_per_mib_second: header.credits_per_mib_second,
         module,
         reducer,
         inputs,

@@ -17,6 +17,39 @@ pub struct AgentRow {
     pub version: String,
     pub registered_ms: i64,
     pub last_seen_ms: i64,
+    /// Who runs the machine, as it said at registration.
+    pub owner: String,
+    /// The address it registered from (without port).
+    pub address: String,
+}
+
+/// An agent's record as a verifier of results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentRecord {
+    /// Results that agreed with the accepted one.
+    pub valid: u64,
+    /// OK results that disagreed with it.
+    pub invalid: u64,
+    /// Agreeing results since the agent was last caught.
+    pub streak: u64,
+}
+
+impl AgentRecord {
+    /// valid / (valid + invalid), 0 without results.
+    pub fn reputation(&self) -> f64 {
+        let total = self.valid + self.invalid;
+        if total == 0 {
+            0.0
+        } else {
+            self.valid as f64 / total as f64
+        }
+    }
+
+    /// Trusted for solo runs: `trust_after` agreeing results in a row since
+    /// it was last caught.
+    pub fn trusted(&self, trust_after: u64) -> bool {
+        self.streak >= trust_after
+    }
 }
 
 /// An agent with what it has done.
@@ -27,6 +60,9 @@ pub struct AgentStats {
     pub tasks_failed: u64,
     pub fuel_consumed: u64,
     pub busy_ms: u64,
+    pub record: AgentRecord,
+    /// Credits paid to the agent, in micro-credits.
+    pub earned_micro: i64,
 }
 
 /// Stores a new agent with the digest of its token.
@@ -37,8 +73,8 @@ pub async fn insert(
 ) -> BrokerResult<()> {
     sqlx::query(
         "INSERT INTO agents (id, token_sha256, name, os, arch, cores, memory_bytes, slots, version,
-                             registered_ms, last_seen_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             registered_ms, last_seen_ms, owner, address)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&agent.id)
     .bind(token_sha256)
@@ -51,6 +87,8 @@ pub async fn insert(
     .bind(&agent.version)
     .bind(agent.registered_ms)
     .bind(agent.last_seen_ms)
+    .bind(&agent.owner)
+    .bind(&agent.address)
     .execute(conn)
     .await?;
     Ok(())
@@ -78,11 +116,52 @@ pub async fn touch(conn: &mut SqliteConnection, agent_id: &str, now_ms: i64) -> 
     Ok(())
 }
 
+/// An agent's record, and its owner and address.
+pub async fn record(
+    conn: &mut SqliteConnection,
+    agent_id: &str,
+) -> BrokerResult<Option<(AgentRecord, String, String)>> {
+    let row = sqlx::query(
+        "SELECT results_valid, results_invalid, streak, owner, address FROM agents WHERE id = ?",
+    )
+    .bind(agent_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| (record_from(&row), row.get("owner"), row.get("address"))))
+}
+
+fn record_from(row: &sqlx::sqlite::SqliteRow) -> AgentRecord {
+    AgentRecord {
+        valid: row.get::<i64, _>("results_valid") as u64,
+        invalid: row.get::<i64, _>("results_invalid") as u64,
+        streak: row.get::<i64, _>("streak") as u64,
+    }
+}
+
+/// Adds a verified result to an agent's record: an agreeing one extends its
+/// streak, a disagreeing one ends it.
+pub async fn add_result(
+    conn: &mut SqliteConnection,
+    agent_id: &str,
+    agreed: bool,
+) -> BrokerResult<()> {
+    let sql = if agreed {
+        "UPDATE agents SET results_valid = results_valid + 1, streak = streak + 1 WHERE id = ?"
+    } else {
+        "UPDATE agents SET results_invalid = results_invalid + 1, streak = 0 WHERE id = ?"
+    };
+    sqlx::query(sql).bind(agent_id).execute(conn).await?;
+    Ok(())
+}
+
 /// Every agent with its statistics, from its leases.
 pub async fn list_with_stats(conn: &mut SqliteConnection) -> BrokerResult<Vec<AgentStats>> {
     let rows = sqlx::query(
         "SELECT a.id, a.name, a.os, a.arch, a.cores, a.memory_bytes, a.slots, a.version,
-                a.registered_ms, a.last_seen_ms,
+                a.registered_ms, a.last_seen_ms, a.owner, a.address, a.results_valid,
+                a.results_invalid, a.streak,
+                (SELECT COALESCE(SUM(amount), 0) FROM ledger
+                 WHERE to_account = 'agent:' || a.id AND kind = 'pay') AS earned,
                 COALESCE(SUM(CASE WHEN l.state = 'reported' AND l.status_kind = 1 THEN 1 ELSE 0 END), 0) AS ok,
                 COALESCE(SUM(CASE WHEN (l.state = 'reported' AND l.status_kind != 1) OR l.state = 'expired'
                                   THEN 1 ELSE 0 END), 0) AS failed,
@@ -107,11 +186,43 @@ pub async fn list_with_stats(conn: &mut SqliteConnection) -> BrokerResult<Vec<Ag
                 version: row.get("version"),
                 registered_ms: row.get("registered_ms"),
                 last_seen_ms: row.get("last_seen_ms"),
+                owner: row.get("owner"),
+                address: row.get("address"),
             },
+            record: record_from(&row),
+            earned_micro: row.get("earned"),
             tasks_ok: row.get::<i64, _>("ok") as u64,
             tasks_failed: row.get::<i64, _>("failed") as u64,
             fuel_consumed: row.get::<i64, _>("fuel") as u64,
             busy_ms: row.get::<i64, _>("busy") as u64,
+        })
+        .collect())
+}
+
+/// Every agent (without statistics).
+pub async fn list(conn: &mut SqliteConnection) -> BrokerResult<Vec<AgentRow>> {
+    let rows = sqlx::query(
+        "SELECT id, name, os, arch, cores, memory_bytes, slots, version, registered_ms,
+                last_seen_ms, owner, address
+         FROM agents ORDER BY registered_ms, id",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| AgentRow {
+            id: row.get("id"),
+            name: row.get("name"),
+            os: row.get("os"),
+            arch: row.get("arch"),
+            cores: row.get::<i64, _>("cores") as u32,
+            memory_bytes: row.get::<i64, _>("memory_bytes") as u64,
+            slots: row.get::<i64, _>("slots") as u32,
+            version: row.get("version"),
+            registered_ms: row.get("registered_ms"),
+            last_seen_ms: row.get("last_seen_ms"),
+            owner: row.get("owner"),
+            address: row.get("address"),
         })
         .collect())
 }

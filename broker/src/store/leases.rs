@@ -62,11 +62,44 @@ pub struct LeaseRow {
     pub fuel_consumed: u64,
     pub peak_memory: u64,
     pub wall_time_ms: u64,
+    /// Dispatched alone to a trusted agent (adaptive replication).
+    pub solo: bool,
+    /// Whether the run agreed with the task's accepted result.
+    pub verdict: Option<RunVerdict>,
+    /// What the run was paid, in micro-credits.
+    pub paid_micro: i64,
+}
+
+/// How a run compared with its task's accepted result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunVerdict {
+    /// Part of the quorum that made the result.
+    Agreed,
+    /// An OK result that differs from the accepted one.
+    Disagreed,
+}
+
+impl RunVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunVerdict::Agreed => "agreed",
+            RunVerdict::Disagreed => "disagreed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "agreed" => Some(RunVerdict::Agreed),
+            "disagreed" => Some(RunVerdict::Disagreed),
+            _ => None,
+        }
+    }
 }
 
 const COLUMNS: &str =
     "id, workload_id, idx, agent_id, state, started_ms, deadline_ms, ended_ms, counted,
-     status_kind, status_code, status_message, output_sha256, fuel_consumed, peak_memory, wall_time_ms";
+     status_kind, status_code, status_message, output_sha256, fuel_consumed, peak_memory, wall_time_ms,
+     solo, verdict, paid_micro";
 
 fn from_row(row: &SqliteRow) -> BrokerResult<LeaseRow> {
     Ok(LeaseRow {
@@ -84,14 +117,19 @@ fn from_row(row: &SqliteRow) -> BrokerResult<LeaseRow> {
         fuel_consumed: row.get::<Option<i64>, _>("fuel_consumed").unwrap_or(0) as u64,
         peak_memory: row.get::<Option<i64>, _>("peak_memory").unwrap_or(0) as u64,
         wall_time_ms: row.get::<Option<i64>, _>("wall_time_ms").unwrap_or(0) as u64,
+        solo: row.get::<i64, _>("solo") != 0,
+        verdict: row
+            .get::<Option<&str>, _>("verdict")
+            .and_then(RunVerdict::parse),
+        paid_micro: row.get("paid_micro"),
     })
 }
 
 /// Stores a new active lease.
 pub async fn insert(conn: &mut SqliteConnection, lease: &LeaseRow) -> BrokerResult<()> {
     sqlx::query(
-        "INSERT INTO leases (id, workload_id, idx, agent_id, state, started_ms, deadline_ms)
-         VALUES (?, ?, ?, ?, 'active', ?, ?)",
+        "INSERT INTO leases (id, workload_id, idx, agent_id, state, started_ms, deadline_ms, solo)
+         VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
     )
     .bind(&lease.id)
     .bind(&lease.workload_id)
@@ -99,8 +137,26 @@ pub async fn insert(conn: &mut SqliteConnection, lease: &LeaseRow) -> BrokerResu
     .bind(&lease.agent_id)
     .bind(lease.started_ms)
     .bind(lease.deadline_ms)
+    .bind(i64::from(lease.solo))
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Records how a reported run compared with the accepted result, and what
+/// it was paid.
+pub async fn set_verdict(
+    conn: &mut SqliteConnection,
+    id: &str,
+    verdict: RunVerdict,
+    paid_micro: i64,
+) -> BrokerResult<()> {
+    sqlx::query("UPDATE leases SET verdict = ?, paid_micro = ? WHERE id = ?")
+        .bind(verdict.as_str())
+        .bind(paid_micro)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -310,4 +366,24 @@ pub async fn agent_may_fetch(
     .fetch_one(conn)
     .await?;
     Ok(row.get::<i64, _>("may") != 0)
+}
+
+/// Per agent: fuel and wall time of its counted OK runs, for its speed.
+pub async fn speeds(conn: &mut SqliteConnection) -> BrokerResult<Vec<(String, u64, u64)>> {
+    let rows = sqlx::query(
+        "SELECT agent_id, SUM(fuel_consumed) AS fuel, SUM(wall_time_ms) AS ms FROM leases
+         WHERE state = 'reported' AND counted = 1 AND status_kind = 1 GROUP BY agent_id",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (
+                row.get("agent_id"),
+                row.get::<Option<i64>, _>("fuel").unwrap_or(0) as u64,
+                row.get::<Option<i64>, _>("ms").unwrap_or(0) as u64,
+            )
+        })
+        .collect())
 }

@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod events;
 pub mod leases;
+pub mod ledger;
 pub mod modules;
 pub mod status_columns;
 pub mod tasks;

@@ -7,6 +7,7 @@ use sqlx::{Row, SqliteConnection};
 use wasmgrid_runtime::Limits;
 
 use crate::error::{BrokerError, BrokerResult};
+use crate::pricing::Pricing;
 
 /// A workload's life: running until every task is done or failed, then done
 /// (end result built) or failed; or cancelled by its issuer.
@@ -57,15 +58,37 @@ pub struct WorkloadRow {
     pub module_sha256: String,
     pub reducer_sha256: Option<String>,
     pub limits: Limits,
+    /// Runs dispatched at once per task.
     pub replicas: u32,
+    /// Agreeing results a task needs (≤ replicas).
+    pub quorum: u32,
+    /// Adaptive replication: trusted agents' runs may stand alone.
+    pub adaptive: bool,
     pub max_attempts: u32,
     pub credits_per_fuel: f64,
+    pub credits_per_mib_second: f64,
+    /// The broker's fee, fixed at submit.
+    pub fee_basis_points: u32,
+    /// What submit escrowed, in micro-credits.
+    pub escrow_micro: i64,
     pub task_count: u32,
     pub state: WorkloadState,
     pub error: Option<String>,
     pub reduced: bool,
     pub created_ms: i64,
     pub finished_ms: Option<i64>,
+}
+
+impl WorkloadRow {
+    /// The workload's prices as integers. Rates were checked at submit.
+    pub fn pricing(&self) -> Pricing {
+        Pricing::from_rates(
+            self.credits_per_fuel,
+            self.credits_per_mib_second,
+            self.fee_basis_points,
+        )
+        .unwrap_or_default()
+    }
 }
 
 /// How far a workload's tasks are.
@@ -80,7 +103,8 @@ pub struct TaskCounts {
 
 const COLUMNS: &str =
     "id, issuer, name, module_sha256, reducer_sha256, memory_bytes, fuel, wall_time_ms,
-     max_output_bytes, max_stack_bytes, replicas, max_attempts, credits_per_fuel, task_count,
+     max_output_bytes, max_stack_bytes, replicas, quorum, adaptive, max_attempts, credits_per_fuel,
+     credits_per_mib_second, fee_basis_points, escrow_micro, task_count,
      state, error, reduced, created_ms, finished_ms";
 
 fn from_row(row: &SqliteRow) -> BrokerResult<WorkloadRow> {
@@ -98,8 +122,13 @@ fn from_row(row: &SqliteRow) -> BrokerResult<WorkloadRow> {
             max_stack_bytes: row.get::<i64, _>("max_stack_bytes") as usize,
         },
         replicas: row.get::<i64, _>("replicas") as u32,
+        quorum: row.get::<i64, _>("quorum") as u32,
+        adaptive: row.get::<i64, _>("adaptive") != 0,
         max_attempts: row.get::<i64, _>("max_attempts") as u32,
         credits_per_fuel: row.get("credits_per_fuel"),
+        credits_per_mib_second: row.get("credits_per_mib_second"),
+        fee_basis_points: row.get::<i64, _>("fee_basis_points") as u32,
+        escrow_micro: row.get("escrow_micro"),
         task_count: row.get::<i64, _>("task_count") as u32,
         state: WorkloadState::parse(row.get::<&str, _>("state"))?,
         error: row.get("error"),
@@ -113,9 +142,10 @@ fn from_row(row: &SqliteRow) -> BrokerResult<WorkloadRow> {
 pub async fn insert(conn: &mut SqliteConnection, w: &WorkloadRow) -> BrokerResult<()> {
     sqlx::query(
         "INSERT INTO workloads (id, issuer, name, module_sha256, reducer_sha256, memory_bytes, fuel,
-             wall_time_ms, max_output_bytes, max_stack_bytes, replicas, max_attempts,
-             credits_per_fuel, task_count, state, created_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             wall_time_ms, max_output_bytes, max_stack_bytes, replicas, quorum, adaptive,
+             max_attempts, credits_per_fuel, credits_per_mib_second, fee_basis_points,
+             escrow_micro, task_count, state, created_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&w.id)
     .bind(&w.issuer)
@@ -128,8 +158,13 @@ pub async fn insert(conn: &mut SqliteConnection, w: &WorkloadRow) -> BrokerResul
     .bind(w.limits.max_output_bytes as i64)
     .bind(w.limits.max_stack_bytes as i64)
     .bind(i64::from(w.replicas))
+    .bind(i64::from(w.quorum))
+    .bind(i64::from(w.adaptive))
     .bind(i64::from(w.max_attempts))
     .bind(w.credits_per_fuel)
+    .bind(w.credits_per_mib_second)
+    .bind(i64::from(w.fee_basis_points))
+    .bind(w.escrow_micro)
     .bind(i64::from(w.task_count))
     .bind(w.state.as_str())
     .bind(w.created_ms)
@@ -172,7 +207,8 @@ pub async fn list(
     rows.iter().map(from_row).collect()
 }
 
-/// Ends a workload: its final state, error and end result.
+/// Ends a workload: its final state, error and end result. Returns false
+/// if it had already ended.
 pub async fn finish(
     conn: &mut SqliteConnection,
     id: &str,
@@ -180,8 +216,8 @@ pub async fn finish(
     error: Option<&str>,
     result: Option<&[u8]>,
     now_ms: i64,
-) -> BrokerResult<()> {
-    sqlx::query(
+) -> BrokerResult<bool> {
+    let done = sqlx::query(
         "UPDATE workloads SET state = ?, error = ?, result = ?, reduced = ?, finished_ms = ?
          WHERE id = ? AND state = 'running'",
     )
@@ -193,7 +229,7 @@ pub async fn finish(
     .bind(id)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// The end result, when reduced.
