@@ -95,7 +95,14 @@ impl Broker {
             let verdict = if workload.state.is_final() {
                 None
             } else {
-                settle_task(&mut tx, &workload, lease.index, now).await?
+                settle_task(
+                    &mut tx,
+                    &workload,
+                    lease.index,
+                    self.config.replica_separation,
+                    now,
+                )
+                .await?
             };
             settled.push((lease, verdict));
         }

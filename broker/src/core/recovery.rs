@@ -17,6 +17,7 @@ use crate::store::{agents, leases, tasks, workloads};
 
 impl Broker {
     pub(crate) async fn recover(self: &Arc<Self>) -> BrokerResult<()> {
+        let separation = self.config.replica_separation;
         let mut scheduler = self.scheduler.lock().await;
         let mut conn = self.store.conn().await?;
         for agent in agents::list(&mut conn).await? {
@@ -37,7 +38,7 @@ impl Broker {
             let mut pending = Vec::new();
             for index in tasks::pending(&mut conn, &workload.id).await? {
                 let runs = by_task.remove(&index).unwrap_or_default();
-                match judge(&runs, rules(&workload)) {
+                match judge(&runs, rules(&workload, separation)) {
                     Verdict::Pending(progress) => {
                         let (agents, tried) = agents_of(&runs);
                         let solo_agent = runs
@@ -53,7 +54,7 @@ impl Broker {
                         });
                     }
                     _ => {
-                        settle_task(&mut conn, &workload, index, now_ms()).await?;
+                        settle_task(&mut conn, &workload, index, separation, now_ms()).await?;
                     }
                 }
             }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 use wasmgrid_runtime::Status;
 
+use crate::config::ReplicaSeparation;
 use crate::core::Broker;
 use crate::core::billing;
 use crate::error::{BrokerError, BrokerResult};
@@ -88,7 +89,14 @@ impl Broker {
         )
         .await?;
         let verdict = if counted {
-            settle_task(&mut tx, &workload, lease.index, now).await?
+            settle_task(
+                &mut tx,
+                &workload,
+                lease.index,
+                self.config.replica_separation,
+                now,
+            )
+            .await?
         } else {
             None
         };
@@ -132,11 +140,12 @@ pub(crate) async fn owned_lease(
 }
 
 /// What a workload's task results must satisfy.
-pub(crate) fn rules(workload: &WorkloadRow) -> Rules {
+pub(crate) fn rules(workload: &WorkloadRow, separation: ReplicaSeparation) -> Rules {
     Rules {
         quorum: workload.quorum,
         max_attempts: workload.max_attempts,
         compare_memory: workload.pricing().prices_memory(),
+        separation,
     }
 }
 
@@ -147,10 +156,11 @@ pub(crate) async fn settle_task(
     conn: &mut SqliteConnection,
     workload: &WorkloadRow,
     index: u32,
+    separation: ReplicaSeparation,
     now: i64,
 ) -> BrokerResult<Option<Verdict>> {
     let all = leases::of_task(conn, &workload.id, index).await?;
-    let verdict = judge(&all, rules(workload));
+    let verdict = judge(&all, rules(workload, separation));
     let changed = match &verdict {
         Verdict::Done {
             lease_id,

@@ -116,6 +116,8 @@ impl Broker {
                 solo,
                 verdict: None,
                 paid_micro: 0,
+                agent_owner: String::new(),
+                agent_address: String::new(),
             };
             leases::insert(&mut tx, &lease).await?;
             events::record(

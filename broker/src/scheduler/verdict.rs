@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use wasmgrid_runtime::Status;
 
+use crate::config::ReplicaSeparation;
 use crate::store::leases::{LeaseRow, LeaseState};
 
 /// Where a task stands.
@@ -55,6 +56,23 @@ pub struct Rules {
     pub max_attempts: u32,
     /// Replicas must also agree on peak memory (memory is priced).
     pub compare_memory: bool,
+    /// What agreeing runs must not share to count apart.
+    pub separation: ReplicaSeparation,
+}
+
+/// The replica group of a run's agent: runs of one group count once
+/// towards a quorum, however many agree (an agent retried on a task it let
+/// expire cannot agree with itself).
+fn replica_group(lease: &LeaseRow, separation: ReplicaSeparation) -> String {
+    match separation {
+        ReplicaSeparation::Owner if !lease.agent_owner.is_empty() => {
+            format!("owner:{}", lease.agent_owner)
+        }
+        ReplicaSeparation::Address if !lease.agent_address.is_empty() => {
+            format!("address:{}", lease.agent_address)
+        }
+        _ => format!("agent:{}", lease.agent_id),
+    }
 }
 
 /// Judges a task from all its leases.
@@ -78,7 +96,14 @@ pub fn judge(leases: &[LeaseRow], rules: Rules) -> Verdict {
                 0
             },
         );
-        groups.entry(key).or_default().push(lease);
+        let group = groups.entry(key).or_default();
+        let replica = replica_group(lease, rules.separation);
+        if !group
+            .iter()
+            .any(|member| replica_group(member, rules.separation) == replica)
+        {
+            group.push(lease);
+        }
     }
     // A solo run (a trusted agent's, not spot-checked) stands alone.
     let needed = |group: &Vec<&LeaseRow>| {
@@ -98,9 +123,18 @@ pub fn judge(leases: &[LeaseRow], rules: Rules) -> Verdict {
             .take(needed(group) as usize)
             .map(|lease| lease.id.clone())
             .collect();
+        let (output, fuel, memory) = (
+            group[0].output_sha256.as_deref(),
+            group[0].fuel_consumed,
+            group[0].peak_memory,
+        );
         let disagreeing = ok_leases
             .iter()
-            .filter(|lease| !group.iter().any(|member| member.id == lease.id))
+            .filter(|lease| {
+                lease.output_sha256.as_deref() != output
+                    || lease.fuel_consumed != fuel
+                    || (rules.compare_memory && lease.peak_memory != memory)
+            })
             .map(|lease| lease.id.clone())
             .collect();
         return Verdict::Done {
@@ -196,6 +230,8 @@ mod tests {
             solo: false,
             verdict: None,
             paid_micro: 0,
+            agent_owner: String::new(),
+            agent_address: String::new(),
         }
     }
 
@@ -204,6 +240,7 @@ mod tests {
             quorum,
             max_attempts,
             compare_memory: false,
+            separation: ReplicaSeparation::Agent,
         }
     }
 
@@ -310,6 +347,33 @@ mod tests {
             ..rules(2, 3)
         };
         assert!(matches!(judge(&leases, priced), Verdict::Pending(_)));
+    }
+
+    #[test]
+    fn one_agent_or_owner_cannot_agree_with_itself() {
+        let leases = [
+            lease("l1", "a", LeaseState::Reported, Some(Status::Ok), "h", 10),
+            lease("l2", "a", LeaseState::Reported, Some(Status::Ok), "h", 10),
+        ];
+        assert!(
+            matches!(judge(&leases, rules(2, 3)), Verdict::Pending(p) if p.best_agreement == 1)
+        );
+        let mut by_owner = [
+            lease("l1", "a", LeaseState::Reported, Some(Status::Ok), "h", 10),
+            lease("l2", "b", LeaseState::Reported, Some(Status::Ok), "h", 10),
+        ];
+        assert!(matches!(
+            judge(&by_owner, rules(2, 3)),
+            Verdict::Done { .. }
+        ));
+        for run in &mut by_owner {
+            run.agent_owner = "alice".into();
+        }
+        let owner_rules = Rules {
+            separation: ReplicaSeparation::Owner,
+            ..rules(2, 3)
+        };
+        assert!(matches!(judge(&by_owner, owner_rules), Verdict::Pending(_)));
     }
 
     #[test]

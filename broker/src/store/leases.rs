@@ -68,6 +68,9 @@ pub struct LeaseRow {
     pub verdict: Option<RunVerdict>,
     /// What the run was paid, in micro-credits.
     pub paid_micro: i64,
+    /// The owner and address of the lease's agent, for replica separation.
+    pub agent_owner: String,
+    pub agent_address: String,
 }
 
 /// How a run compared with its task's accepted result.
@@ -99,7 +102,9 @@ impl RunVerdict {
 const COLUMNS: &str =
     "id, workload_id, idx, agent_id, state, started_ms, deadline_ms, ended_ms, counted,
      status_kind, status_code, status_message, output_sha256, fuel_consumed, peak_memory, wall_time_ms,
-     solo, verdict, paid_micro";
+     solo, verdict, paid_micro,
+     (SELECT owner FROM agents a WHERE a.id = leases.agent_id) AS agent_owner,
+     (SELECT address FROM agents a WHERE a.id = leases.agent_id) AS agent_address";
 
 fn from_row(row: &SqliteRow) -> BrokerResult<LeaseRow> {
     Ok(LeaseRow {
@@ -122,6 +127,12 @@ fn from_row(row: &SqliteRow) -> BrokerResult<LeaseRow> {
             .get::<Option<&str>, _>("verdict")
             .and_then(RunVerdict::parse),
         paid_micro: row.get("paid_micro"),
+        agent_owner: row
+            .get::<Option<String>, _>("agent_owner")
+            .unwrap_or_default(),
+        agent_address: row
+            .get::<Option<String>, _>("agent_address")
+            .unwrap_or_default(),
     })
 }
 

@@ -136,6 +136,7 @@ pub async fn transfer(
             transfer.amount
         )));
     }
+    ensure_account(conn, transfer.to, to_kind, transfer.at_ms).await?;
     let inserted = sqlx::query(
         "INSERT INTO ledger (cause, kind, from_account, to_account, amount, workload_id, idx,
              lease_id, agent_id, fuel, memo, at_ms)
@@ -176,7 +177,6 @@ pub async fn transfer(
             crate::pricing::credits_text(transfer.amount),
         )));
     }
-    ensure_account(conn, transfer.to, to_kind, transfer.at_ms).await?;
     sqlx::query("UPDATE accounts SET balance = balance + ? WHERE id = ?")
         .bind(transfer.amount)
         .bind(transfer.to)
