@@ -142,6 +142,25 @@ pub(crate) struct BrokerClient {
     pub(crate) backoff: BackoffConfig,
 }
 
+/// The broker at `url`, with the agent's timeouts and keep-alives.
+pub(crate) fn endpoint(url: &str) -> Result<Endpoint, AgentError> {
+    Ok(Endpoint::from_shared(url.to_owned())
+        .map_err(|error| AgentError::Config(format!("invalid broker URL {url}: {error}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT))
+}
+
+/// The generated client on `channel`, sending `token`, with the protocol's
+/// message size limits.
+pub(crate) fn grpc_client(channel: Channel, token: BearerToken) -> AgentGrpc {
+    AgentServiceClient::with_interceptor(channel, token)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
 impl BrokerClient {
     /// A client of the broker at `url` that connects on first use and
     /// reconnects after the broker went away.
@@ -150,17 +169,7 @@ impl BrokerClient {
         session: Session,
         backoff: BackoffConfig,
     ) -> Result<Self, AgentError> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|error| AgentError::Config(format!("invalid broker URL {url}: {error}")))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
-            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT);
-        let grpc =
-            AgentServiceClient::with_interceptor(endpoint.connect_lazy(), session.token.clone())
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let grpc = grpc_client(endpoint(url)?.connect_lazy(), session.token.clone());
         Ok(BrokerClient {
             grpc,
             session: Arc::new(session),

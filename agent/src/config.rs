@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::backoff::BackoffConfig;
 use crate::error::AgentError;
-use crate::offer_policy::{BestRateFirst, OfferPolicy};
+use crate::offer_policy::{BestReturn, OfferPolicy};
 
 /// Memory tasks may use in total when the volunteer does not say: enough for
 /// two tasks at the runtime's default 256 MiB limit, little enough that a
@@ -40,12 +40,19 @@ pub struct AgentConfig {
     pub slots: usize,
     /// Name shown to the broker's operator.
     pub name: String,
+    /// Who runs the machine (free text, e.g. an e-mail), sent when the agent
+    /// registers: the broker can keep replicas of a task off agents of one
+    /// owner. Empty when not given.
+    pub owner: String,
     /// How long a stop waits for running tasks before releasing their leases.
     pub stop_timeout: Duration,
     /// Delays between retries when the broker is away.
     pub backoff: BackoffConfig,
     /// Which offers to take.
     pub offer_policy: Arc<dyn OfferPolicy>,
+    /// Offers paying fewer credits per unit of fuel than this are declined,
+    /// whatever the policy; 0 takes any rate.
+    pub min_rate: f64,
 }
 
 impl fmt::Debug for AgentConfig {
@@ -56,16 +63,19 @@ impl fmt::Debug for AgentConfig {
             .field("memory_bytes", &self.memory_bytes)
             .field("slots", &self.slots)
             .field("name", &self.name)
+            .field("owner", &self.owner)
             .field("stop_timeout", &self.stop_timeout)
             .field("backoff", &self.backoff)
             .field("offer_policy", &self.offer_policy)
+            .field("min_rate", &self.min_rate)
             .finish()
     }
 }
 
 impl AgentConfig {
     /// A configuration with the defaults: [`DEFAULT_MEMORY_BYTES`], one slot
-    /// per core, the host name, [`DEFAULT_STOP_TIMEOUT`], [`BestRateFirst`].
+    /// per core, the host name, no owner, [`DEFAULT_STOP_TIMEOUT`],
+    /// [`BestReturn`], any rate.
     pub fn new(broker: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
         AgentConfig {
             broker: broker.into(),
@@ -73,9 +83,11 @@ impl AgentConfig {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             slots: default_slots(),
             name: default_name(),
+            owner: String::new(),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             backoff: BackoffConfig::default(),
-            offer_policy: Arc::new(BestRateFirst),
+            offer_policy: Arc::new(BestReturn),
+            min_rate: 0.0,
         }
     }
 
@@ -88,6 +100,12 @@ impl AgentConfig {
         if self.memory_bytes < MIN_MEMORY_BYTES {
             return Err(AgentError::Config(format!(
                 "memory must be at least {MIN_MEMORY_BYTES} bytes (one wasm page)"
+            )));
+        }
+        if !(self.min_rate.is_finite() && self.min_rate >= 0.0) {
+            return Err(AgentError::Config(format!(
+                "the minimum rate must be a number of credits per unit of fuel, at least 0 (got {})",
+                self.min_rate
             )));
         }
         if self.state_dir.as_os_str().is_empty() {
@@ -180,5 +198,16 @@ mod tests {
         config.slots = 1;
         config.memory_bytes = 1000;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn validation_rejects_a_negative_or_nan_min_rate() {
+        let mut config = AgentConfig::new("127.0.0.1:1", "/tmp/x");
+        config.min_rate = 1e-9;
+        assert!(config.validate().is_ok());
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            config.min_rate = bad;
+            assert!(config.validate().is_err(), "{bad}");
+        }
     }
 }

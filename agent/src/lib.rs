@@ -1,6 +1,8 @@
 //! The wasmgrid volunteer agent: registers with a broker, asks for work,
-//! takes the offers that fit its memory and slots and pay best, runs the
-//! tasks in the sandbox, and reports results and usage.
+//! takes the offers that fit its memory and slots and earn the most per
+//! second of its capacity (declining the others at once), runs the tasks in
+//! the sandbox, and reports results and usage. [`fetch_earnings`] asks the
+//! broker what the agent has earned.
 //!
 //! # Brief overview
 //! [`run`] takes an [`AgentConfig`] and a shutdown future and returns an
@@ -40,7 +42,9 @@
 //!   failures; `registration`: `Register`, and registering again when the
 //!   broker answers `Unauthenticated`.
 //! - `backoff`: [`Backoff`], exponential with jitter.
-//! - `offer_policy`: [`OfferPolicy`] and the default [`BestRateFirst`].
+//! - `offer_policy`: [`OfferPolicy`], the default [`BestReturn`], and the
+//!   minimum rate; `speed`: the agent's fuel per second, learned from its
+//!   runs, for the policy.
 //! - `capacity`: free slots and memory, reserved per lease.
 //! - `module_store`: modules on disk by sha256; `module_fetch`: `FetchModule`.
 //! - `outbox`: results persisted until acknowledged; `reporter`: sends them.
@@ -49,6 +53,8 @@
 //! - `work_loop`: start, then take work until asked to stop; `stop`: the stop
 //!   phases, waiting for or releasing running tasks, the last deliveries.
 //! - `counters`: what the agent did, and [`AgentSummary`].
+//! - `earnings`: [`fetch_earnings`], `GetEarnings` with the saved identity;
+//!   `earnings_view`: the report as text or JSON.
 
 mod backoff;
 mod capacity;
@@ -56,6 +62,8 @@ mod client;
 mod config;
 mod counters;
 mod durable_file;
+mod earnings;
+mod earnings_view;
 mod error;
 mod identity;
 mod lease_keeper;
@@ -65,6 +73,7 @@ mod offer_policy;
 mod outbox;
 mod registration;
 mod reporter;
+mod speed;
 mod stop;
 mod work_loop;
 mod worker;
@@ -78,10 +87,15 @@ pub use config::{
     default_slots, default_state_dir,
 };
 pub use counters::AgentSummary;
+pub use earnings::{EarningsError, EarningsReport, fetch_earnings};
+pub use earnings_view::format_credits;
 pub use error::AgentError;
 pub use identity::{IDENTITY_FILE, Identity};
 pub use module_store::MAX_MODULE_BYTES;
-pub use offer_policy::{BestRateFirst, Capacity, OfferPolicy};
+pub use offer_policy::{
+    AgentProfile, BestReturn, Capacity, DEFAULT_FUEL_PER_SECOND, OfferPolicy,
+    expected_credits_per_second,
+};
 
 use stop::{StopPhase, StopSignal};
 

@@ -1,6 +1,7 @@
 //! `wasmgrid-agent`: the volunteer daemon. Parses flags, sets up logging,
 //! turns SIGINT/SIGTERM into a graceful stop (a second one forces it), and
-//! runs [`wasmgrid_agent::run_with_force`].
+//! runs [`wasmgrid_agent::run_with_force`]; `wasmgrid-agent earnings` shows
+//! what the agent has earned.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytesize::ByteSize;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 use wasmgrid_agent::{AgentConfig, AgentSummary, default_name, default_slots, default_state_dir};
@@ -18,15 +19,45 @@ use wasmgrid_agent::{AgentConfig, AgentSummary, default_name, default_slots, def
 /// The agent registers once (its identity is kept in the state directory),
 /// then keeps asking the broker for work that fits the memory and slots given
 /// here, runs it, and reports results and the resources used, for which this
-/// machine earns credits. Stop it with Ctrl-C or SIGTERM: it takes no new
-/// work and lets running tasks finish; a second signal stops it at once.
+/// machine earns credits. Of the offers that fit, it takes those that earn
+/// the most per second of its capacity and declines the rest at once. Stop it
+/// with Ctrl-C or SIGTERM: it takes no new work and lets running tasks
+/// finish; a second signal stops it at once.
+///
+/// Without a subcommand, the agent runs. `wasmgrid-agent earnings` shows
+/// what it has earned.
 #[derive(Debug, Parser)]
-#[command(name = "wasmgrid-agent", version)]
-struct Args {
+#[command(
+    name = "wasmgrid-agent",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the agent's balance, record and latest payments, as its broker
+    /// knows them.
+    ///
+    /// Uses the identity saved in the state directory by a previous run of
+    /// the agent.
+    Earnings(EarningsArgs),
+}
+
+/// Running the agent (no subcommand).
+#[derive(Debug, clap::Args)]
+struct RunArgs {
     /// URL of the broker to work for, e.g. http://127.0.0.1:7070 (a bare
     /// host:port means http://). The broker hands out tasks and pays for them.
-    #[arg(long, env = "WASMGRID_BROKER", value_name = "URL")]
-    broker: String,
+    #[arg(long, env = "WASMGRID_BROKER", value_name = "URL", required = true)]
+    broker: Option<String>,
 
     /// Memory all running tasks may use together (e.g. 512MiB, 2GiB). Each
     /// task declares its memory cap; the agent only accepts tasks that fit in
@@ -51,11 +82,41 @@ struct Args {
     #[arg(long)]
     name: Option<String>,
 
+    /// Who runs this machine (free text, e.g. an e-mail address), sent when
+    /// the agent registers. The broker can keep the replicas of a task off
+    /// machines of one owner, so give all your machines the same owner.
+    #[arg(long, env = "WASMGRID_OWNER", value_name = "TEXT")]
+    owner: Option<String>,
+
+    /// Lowest pay accepted, in credits per unit of fuel: offers paying less
+    /// are declined. 0 (the default) takes any rate.
+    #[arg(long, default_value = "0", value_parser = parse_rate, value_name = "CREDITS")]
+    min_rate: f64,
+
     /// On stop, how long running tasks may take to finish before their leases
     /// are given back to the broker (which hands them to another agent). A
     /// second signal gives them back at once.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     stop_timeout: Duration,
+}
+
+/// `wasmgrid-agent earnings`.
+#[derive(Debug, clap::Args)]
+struct EarningsArgs {
+    /// The agent's state directory, where its identity is (as given to the
+    /// agent). Defaults to $XDG_STATE_HOME/wasmgrid-agent, else
+    /// ~/.local/state/wasmgrid-agent.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// The broker to ask. Defaults to the one the agent registered with.
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+
+    /// Print one JSON object instead of a table (amounts also in exact
+    /// micro-credits).
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -67,16 +128,31 @@ fn parse_size(text: &str) -> Result<u64, String> {
         })
 }
 
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!(
+            "invalid rate '{text}': use a number of credits per unit of fuel, at least 0, e.g. 1e-9"
+        )),
+    }
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(args) {
-        Ok(_) => ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Earnings(args)) => earnings(args),
+        None => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            run(cli.run).map(|_| ())
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -84,16 +160,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<AgentSummary> {
-    let state_dir = match args.state_dir {
-        Some(dir) => dir,
+fn state_dir_or_default(state_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match state_dir {
+        Some(dir) => Ok(dir),
         None => default_state_dir()
-            .context("no state directory: pass --state-dir, or set XDG_STATE_HOME or HOME")?,
-    };
-    let mut config = AgentConfig::new(args.broker, state_dir);
+            .context("no state directory: pass --state-dir, or set XDG_STATE_HOME or HOME"),
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<AgentSummary> {
+    let broker = args.broker.context("--broker is required")?;
+    let mut config = AgentConfig::new(broker, state_dir_or_default(args.state_dir)?);
     config.memory_bytes = args.memory;
     config.slots = args.slots.unwrap_or_else(default_slots);
     config.name = args.name.unwrap_or_else(default_name);
+    config.owner = args
+        .owner
+        .map(|owner| owner.trim().to_owned())
+        .unwrap_or_default();
+    config.min_rate = args.min_rate;
     config.stop_timeout = args.stop_timeout;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -114,6 +199,24 @@ fn run(args: Args) -> anyhow::Result<AgentSummary> {
         .await?;
         Ok(summary)
     })
+}
+
+fn earnings(args: EarningsArgs) -> anyhow::Result<()> {
+    let state_dir = state_dir_or_default(args.state_dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(wasmgrid_agent::fetch_earnings(
+        &state_dir,
+        args.broker.as_deref(),
+    ))?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
 }
 
 /// The first SIGINT/SIGTERM completes the first receiver, the second the

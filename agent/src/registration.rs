@@ -74,6 +74,7 @@ fn register_request(config: &AgentConfig) -> RegisterRequest {
         memory_bytes: config.memory_bytes,
         slots: u32::try_from(config.slots).unwrap_or(u32::MAX),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        owner: config.owner.clone(),
     }
 }
 

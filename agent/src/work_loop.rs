@@ -18,10 +18,11 @@ use crate::config::AgentConfig;
 use crate::counters::{AgentSummary, Counters, add};
 use crate::error::AgentError;
 use crate::module_store::ModuleStore;
-use crate::offer_policy::Capacity;
+use crate::offer_policy::{AgentProfile, Capacity, choose_offers};
 use crate::outbox::Outbox;
 use crate::registration::Session;
 use crate::reporter::{self, Reporter};
+use crate::speed::SpeedEstimate;
 use crate::stop::{StopSignal, drain_reports, finish_workers};
 use crate::worker::{self, WorkerContext};
 
@@ -31,8 +32,9 @@ use crate::worker::{self, WorkerContext};
 const MIN_POLL_PAUSE: Duration = Duration::from_millis(50);
 const MAX_POLL_PAUSE: Duration = Duration::from_secs(5);
 
-/// Pause when offers came but none fitted: the same offers will not fit
-/// better until a running task ends (which also ends the pause).
+/// Pause when offers came but none was taken: the same offers will not fit
+/// better until a running task ends (which also ends the pause), and asking
+/// at once would only bring back the offers just declined.
 const NOTHING_FITTED_PAUSE: Duration = Duration::from_secs(1);
 
 /// How long `AcceptOffers` is retried. Offers are held for the agent only
@@ -106,11 +108,9 @@ pub(crate) async fn run_agent(
         outbox: outbox.clone(),
         reports: sender,
         counters: Arc::clone(&counters),
+        speed: SpeedEstimate::default(),
     });
-    let pool = CapacityPool::new(Capacity {
-        slots: config.slots,
-        memory_bytes: config.memory_bytes,
-    });
+    let pool = CapacityPool::new(total_capacity(&config));
     let (release_sender, release) = watch::channel(false);
     let mut workers = JoinSet::new();
     take_work(&config, &ctx, &pool, &release, &mut workers, &stop).await;
@@ -150,8 +150,18 @@ fn runtime_config(config: &AgentConfig) -> RuntimeConfig {
     }
 }
 
+/// Everything the volunteer gives.
+fn total_capacity(config: &AgentConfig) -> Capacity {
+    Capacity {
+        slots: config.slots,
+        memory_bytes: config.memory_bytes,
+    }
+}
+
 /// Asks for work, accepts what fits and starts a worker per lease, until a
-/// stop is asked for.
+/// stop is asked for. Every answer with offers gets exactly one
+/// `AcceptOffers`: the offers chosen, or none, which declines them all so the
+/// broker hands them to other agents at once.
 async fn take_work(
     config: &AgentConfig,
     ctx: &Arc<WorkerContext>,
@@ -204,9 +214,27 @@ async fn take_work(
             pause(retry_after, stop).await;
             continue;
         }
-        let chosen = config.offer_policy.choose(&response.offers, free);
+        let profile = AgentProfile {
+            total: total_capacity(config),
+            fuel_per_second: ctx.speed.fuel_per_second(),
+        };
+        let chosen = choose_offers(
+            config.offer_policy.as_ref(),
+            &response.offers,
+            free,
+            &profile,
+            config.min_rate,
+        );
         if chosen.is_empty() {
-            tracing::debug!(offers = response.offers.len(), ?free, "no offer fits");
+            tracing::debug!(
+                offers = response.offers.len(),
+                ?free,
+                min_rate = config.min_rate,
+                "no offer fits or pays enough; declining them all"
+            );
+            // Not interrupted by a stop: the broker should hear the answer.
+            // Nothing is leased for an empty list; the answer says nothing.
+            let _ = accept(&ctx.client, Vec::new()).await;
             tokio::select! {
                 () = pool.freed() => {}
                 () = tokio::time::sleep(retry_after.max(NOTHING_FITTED_PAUSE)) => {}
@@ -250,7 +278,8 @@ async fn take_work(
     }
 }
 
-/// Accepts `tasks`; `None` if the broker could not be asked.
+/// Accepts `tasks` (declining every other offer held for the agent); `None`
+/// if the broker could not be asked.
 async fn accept(client: &BrokerClient, tasks: Vec<TaskRef>) -> Option<AcceptOffersResponse> {
     let request = AcceptOffersRequest { tasks };
     let accepted = client

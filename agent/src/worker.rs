@@ -19,6 +19,7 @@ use crate::module_fetch::ensure_module;
 use crate::module_store::ModuleStore;
 use crate::outbox::Outbox;
 use crate::reporter::ReportSender;
+use crate::speed::SpeedEstimate;
 
 /// How long giving a lease back may take, retries included. Releasing is a
 /// courtesy that lets the broker reissue the task at once; a lease that is
@@ -34,6 +35,8 @@ pub(crate) struct WorkerContext {
     pub(crate) outbox: Outbox,
     pub(crate) reports: ReportSender,
     pub(crate) counters: Arc<Counters>,
+    /// The agent's speed, learned from the runs of every worker.
+    pub(crate) speed: SpeedEstimate,
 }
 
 /// Works on `lease` until its result is handed to the reporter or the lease
@@ -135,6 +138,8 @@ async fn finish(ctx: &WorkerContext, lease_id: String, outcome: Outcome, lost: O
         1,
     );
     add(&counters.fuel_consumed, outcome.usage.fuel_consumed);
+    ctx.speed
+        .record(outcome.usage.fuel_consumed, outcome.usage.wall_time);
     if lost.is_some() {
         add(&counters.leases_lost, 1);
     }

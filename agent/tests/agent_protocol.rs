@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fake_broker::FakeBroker;
+use fake_broker::{Call, FakeBroker};
 use prost::Message;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -450,4 +450,108 @@ async fn unacknowledged_results_wait_in_the_outbox_for_the_next_start() {
     assert_eq!(summary.reports_pending, 0);
     assert_eq!(broker.shared.lock().reports[0].output, b"keep me");
     assert_eq!(outbox_files(state.path(), "pb"), 0);
+}
+
+/// Every `RequestWork` that brought offers was answered by exactly one
+/// `AcceptOffers` before the next `RequestWork` (save the last, which a stop
+/// may have cut short).
+fn assert_offers_answered_once(calls: &[Call]) {
+    let last_request = calls
+        .iter()
+        .rposition(|call| matches!(call, Call::RequestWork(_)));
+    for (at, call) in calls.iter().enumerate() {
+        let Call::RequestWork(offers) = call else {
+            continue;
+        };
+        let answers = calls[at + 1..]
+            .iter()
+            .take_while(|call| matches!(call, Call::AcceptOffers(_)))
+            .count();
+        let expected = if offers.is_empty() { 0 } else { 1 };
+        assert!(
+            answers == expected || (Some(at) == last_request && answers == 0),
+            "call {at} ({call:?}) got {answers} answers: {calls:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_that_do_not_fit_are_declined_with_an_empty_accept() {
+    let broker = FakeBroker::start().await;
+    let mut too_big = limits(10_000);
+    too_big.memory_bytes = 1 << 30;
+    broker.add_workload("big", &wasm(ECHO_WAT), &[b"x", b"y"], too_big);
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&broker.url(), state.path());
+    config.memory_bytes = 64 << 20;
+
+    let agent = RunningAgent::start(config);
+    broker
+        .shared
+        .wait_for("two declines", |s| {
+            s.calls
+                .iter()
+                .filter(|call| **call == Call::AcceptOffers(Vec::new()))
+                .count()
+                >= 2
+        })
+        .await;
+    let summary = agent.stop().await;
+
+    assert_eq!(summary.leases_accepted, 0);
+    let state_now = broker.shared.lock();
+    assert_eq!(state_now.accepted, 0);
+    assert_eq!(state_now.queue.len(), 2);
+    assert!(
+        state_now
+            .calls
+            .iter()
+            .all(|call| !matches!(call, Call::AcceptOffers(tasks) if !tasks.is_empty())),
+        "{:#?}",
+        state_now.calls
+    );
+    assert_offers_answered_once(&state_now.calls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_below_the_min_rate_are_declined_and_the_rest_taken() {
+    let broker = FakeBroker::start().await;
+    broker.add_workload("cheap", &wasm(ECHO_WAT), &[b"cheap"], limits(10_000));
+    broker.add_workload("dear", &wasm(ECHO_WAT), &[b"dear"], limits(10_000));
+    broker.shared.update(|s| {
+        for task in &mut s.queue {
+            if task.task.workload_id == "dear" {
+                task.credits_per_fuel = 3.0;
+            }
+        }
+    });
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&broker.url(), state.path());
+    config.min_rate = 2.0;
+
+    let agent = RunningAgent::start(config);
+    broker
+        .shared
+        .wait_for("the dear report and a decline", |s| {
+            s.reports.len() == 1 && s.calls.contains(&Call::AcceptOffers(Vec::new()))
+        })
+        .await;
+    let summary = agent.stop().await;
+
+    assert_eq!(summary.tasks_ok, 1);
+    let state_now = broker.shared.lock();
+    assert_eq!(state_now.reports[0].output, b"dear");
+    assert_eq!(state_now.queue.len(), 1, "the cheap task is left");
+    let accepted: Vec<&str> = state_now
+        .calls
+        .iter()
+        .filter_map(|call| match call {
+            Call::AcceptOffers(tasks) => Some(tasks),
+            Call::RequestWork(_) => None,
+        })
+        .flatten()
+        .map(|task| task.workload_id.as_str())
+        .collect();
+    assert_eq!(accepted, ["dear"]);
+    assert_offers_answered_once(&state_now.calls);
 }

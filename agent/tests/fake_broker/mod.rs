@@ -1,7 +1,11 @@
 //! An in-memory broker speaking the agent protocol, with knobs to misbehave
 //! (refuse reports, serve corrupt modules, forget tokens). It lets the agent
 //! be tested end to end over real sockets before and apart from the real
-//! broker.
+//! broker. It records the work calls in order (to check how the agent
+//! answers offers) and pays counted reports into a small ledger that
+//! `GetEarnings` answers from.
+
+#![allow(dead_code, reason = "each test crate uses its part of the fake")]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -17,10 +21,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use wasmgrid_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
 use wasmgrid_proto::v1::{
-    AcceptOffersRequest, AcceptOffersResponse, ExtendLeaseRequest, ExtendLeaseResponse,
-    FetchModuleRequest, Lease, Limits, ModuleChunk, Offer, RegisterRequest, RegisterResponse,
-    ReleaseLeaseRequest, ReleaseLeaseResponse, ReportResultRequest, ReportResultResponse,
-    RequestWorkRequest, RequestWorkResponse, TaskRef,
+    AcceptOffersRequest, AcceptOffersResponse, Earnings, EarningsRequest, ExtendLeaseRequest,
+    ExtendLeaseResponse, FetchModuleRequest, Lease, LedgerEntry, Limits, ModuleChunk, Offer,
+    RegisterRequest, RegisterResponse, ReleaseLeaseRequest, ReleaseLeaseResponse,
+    ReportResultRequest, ReportResultResponse, RequestWorkRequest, RequestWorkResponse, TaskRef,
 };
 
 /// Modules are streamed in chunks this small, so assembly is exercised.
@@ -36,6 +40,15 @@ pub struct Task {
     pub credits_per_fuel: f64,
 }
 
+/// A work call the agent made, in the order the broker saw them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Call {
+    /// `RequestWork`, answered with these offers.
+    RequestWork(Vec<TaskRef>),
+    /// `AcceptOffers` of these tasks (empty: every offer declined).
+    AcceptOffers(Vec<TaskRef>),
+}
+
 /// Everything the broker knows and did, for tests to inspect and tune.
 #[derive(Debug, Default)]
 pub struct State {
@@ -46,6 +59,15 @@ pub struct State {
     pub releases: Vec<ReleaseLeaseRequest>,
     pub registrations: Vec<RegisterRequest>,
     pub tokens: HashSet<String>,
+    /// Agent id by token, for tokens given by `Register`.
+    pub agents: HashMap<String, String>,
+    /// `RequestWork` and `AcceptOffers` calls, in order.
+    pub calls: Vec<Call>,
+    /// Payments: each counted report pays `fuel × credits_per_fuel`.
+    pub ledger: Vec<LedgerEntry>,
+    /// Reported by `GetEarnings` for every agent.
+    pub results_invalid: u64,
+    pub trusted: bool,
     pub fetches: u32,
     pub extensions: u32,
     pub accepted: u32,
@@ -98,15 +120,33 @@ impl Shared {
         );
     }
 
-    fn authenticate<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// The `AcceptOffers` calls so far.
+    pub fn accept_calls(&self) -> Vec<Vec<TaskRef>> {
+        self.lock()
+            .calls
+            .iter()
+            .filter_map(|call| match call {
+                Call::AcceptOffers(tasks) => Some(tasks.clone()),
+                Call::RequestWork(_) => None,
+            })
+            .collect()
+    }
+
+    /// The caller's agent id (its token, for tokens a test added).
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<String, Status> {
         let token = request
             .metadata()
             .get("authorization")
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated("no token"))?;
-        if self.lock().tokens.contains(token) {
-            Ok(())
+        let state = self.lock();
+        if state.tokens.contains(token) {
+            Ok(state
+                .agents
+                .get(token)
+                .cloned()
+                .unwrap_or_else(|| token.to_owned()))
         } else {
             Err(Status::unauthenticated("unknown token"))
         }
@@ -219,6 +259,9 @@ impl AgentService for Service {
                 token: format!("token-{}", state.next_id),
             };
             state.tokens.insert(response.token.clone());
+            state
+                .agents
+                .insert(response.token.clone(), response.agent_id.clone());
             state.registrations.push(request);
             response
         });
@@ -230,20 +273,29 @@ impl AgentService for Service {
         request: Request<RequestWorkRequest>,
     ) -> Result<Response<RequestWorkResponse>, Status> {
         self.0.authenticate(&request)?;
-        let state = self.0.lock();
-        let offers: Vec<Offer> = state
-            .queue
-            .iter()
-            .take(10)
-            .map(|task| Offer {
-                task: Some(task.task.clone()),
-                limits: Some(task.limits),
-                module_sha256: task.module_sha256.clone(),
-                credits_per_fuel: task.credits_per_fuel,
-                estimated_fuel: 1000,
-                expires_unix_ms: now_ms() + 10_000,
-            })
-            .collect();
+        let offers: Vec<Offer> = self.0.update(|state| {
+            let offers: Vec<Offer> = state
+                .queue
+                .iter()
+                .take(10)
+                .map(|task| Offer {
+                    task: Some(task.task.clone()),
+                    limits: Some(task.limits),
+                    module_sha256: task.module_sha256.clone(),
+                    credits_per_fuel: task.credits_per_fuel,
+                    estimated_fuel: 1000,
+                    expires_unix_ms: now_ms() + 10_000,
+                    ..Offer::default()
+                })
+                .collect();
+            state.calls.push(Call::RequestWork(
+                offers
+                    .iter()
+                    .filter_map(|offer| offer.task.clone())
+                    .collect(),
+            ));
+            offers
+        });
         Ok(Response::new(RequestWorkResponse {
             offers,
             retry_after_ms: 20,
@@ -257,7 +309,9 @@ impl AgentService for Service {
         self.0.authenticate(&request)?;
         let response = self.0.update(|state| {
             let mut response = AcceptOffersResponse::default();
-            for wanted in request.into_inner().tasks {
+            let tasks = request.into_inner().tasks;
+            state.calls.push(Call::AcceptOffers(tasks.clone()));
+            for wanted in tasks {
                 let Some(position) = state.queue.iter().position(|task| task.task == wanted) else {
                     response.rejected.push(wanted);
                     continue;
@@ -343,7 +397,7 @@ impl AgentService for Service {
         &self,
         request: Request<ReportResultRequest>,
     ) -> Result<Response<ReportResultResponse>, Status> {
-        self.0.authenticate(&request)?;
+        let agent_id = self.0.authenticate(&request)?;
         let report = request.into_inner();
         self.0.update(|state| {
             if state.refuse_reports > 0 {
@@ -357,9 +411,29 @@ impl AgentService for Service {
             {
                 return Ok(Response::new(ReportResultResponse { counted: false }));
             }
-            let counted = state.leases.remove(&report.lease_id).is_some();
+            let leased = state.leases.remove(&report.lease_id);
+            let counted = leased.is_some();
             if !counted && !report.lease_id.starts_with("old-") {
                 return Err(Status::not_found("no such lease"));
+            }
+            if let Some(task) = leased {
+                let fuel = report.usage.as_ref().map_or(0, |usage| usage.fuel_consumed);
+                let seq = state.ledger.len() as u64 + 1;
+                state.ledger.push(LedgerEntry {
+                    seq,
+                    at_unix_ms: now_ms(),
+                    kind: "pay".into(),
+                    from_account: format!("escrow:{}", task.task.workload_id),
+                    to_account: format!("agent:{agent_id}"),
+                    amount_micro: (fuel as f64 * task.credits_per_fuel * 1e6).round() as i64,
+                    workload_id: task.task.workload_id.clone(),
+                    has_task: true,
+                    task_index: task.task.index,
+                    lease_id: report.lease_id.clone(),
+                    agent_id: agent_id.clone(),
+                    fuel,
+                    memo: String::new(),
+                });
             }
             state.reports.push(report);
             Ok(Response::new(ReportResultResponse { counted }))
@@ -377,5 +451,44 @@ impl AgentService for Service {
             state.releases.push(release);
         });
         Ok(Response::new(ReleaseLeaseResponse {}))
+    }
+
+    async fn get_earnings(
+        &self,
+        request: Request<EarningsRequest>,
+    ) -> Result<Response<Earnings>, Status> {
+        let agent_id = self.0.authenticate(&request)?;
+        let state = self.0.lock();
+        let account = format!("agent:{agent_id}");
+        let mine: Vec<&LedgerEntry> = state
+            .ledger
+            .iter()
+            .filter(|entry| entry.to_account == account || entry.from_account == account)
+            .collect();
+        let balance_micro = mine
+            .iter()
+            .map(|entry| {
+                if entry.to_account == account {
+                    entry.amount_micro
+                } else {
+                    -entry.amount_micro
+                }
+            })
+            .sum();
+        let results_valid = mine.iter().filter(|entry| entry.kind == "pay").count() as u64;
+        let results = results_valid + state.results_invalid;
+        Ok(Response::new(Earnings {
+            agent_id,
+            balance_micro,
+            results_valid,
+            results_invalid: state.results_invalid,
+            reputation: if results == 0 {
+                0.0
+            } else {
+                results_valid as f64 / results as f64
+            },
+            trusted: state.trusted,
+            recent: mine.into_iter().rev().take(20).cloned().collect(),
+        }))
     }
 }
