@@ -9,8 +9,14 @@
 //! - `commands::results`: the end result or task outputs of a workload.
 //! - `commands::cancel`: stop a workload.
 //! - `commands::agents`, `commands::workloads`: the operator's listings.
+//! - `commands::balance`, `commands::ledger`: an issuer's credits and its
+//!   statement, of its account or of one workload.
+//! - `commands::grant`: the admin's grant of credits to an issuer.
 //! - `commands::demo`: a broker and agents on this machine, counting primes.
 //! - `client`: `--broker`, connecting, and gRPC errors as messages.
+//! - `issuer`: `--issuer` and its default.
+//! - `credits`: exact decimal credits to and from micro-credits.
+//! - `bill`: a workload's bill (escrowed, paid, fee, refunded) as text.
 //! - `submission`: a workload as the `SubmitWorkload` request stream.
 //! - `inputs`: task inputs from a directory or a `.jsonl` file.
 //! - `module_file`: reading a `.wasm` file named on the command line.
@@ -20,10 +26,13 @@
 //! - `children`: child processes stopped on every exit path (`demo`).
 //! - `units`: parsing of sizes (`64MiB`), fuel (`10e9`) and rates (`1e-9`).
 
+mod bill;
 mod children;
 mod client;
 mod commands;
+mod credits;
 mod inputs;
+mod issuer;
 mod limit_args;
 mod module_file;
 mod progress;
@@ -52,7 +61,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Submit a workload (a module and its task inputs) and print its id.
     Submit(commands::submit::SubmitArgs),
-    /// Show a workload's state and progress once.
+    /// Show a workload's state, progress and bill once; with --tasks every
+    /// run of every task.
     Status(commands::status::StatusArgs),
     /// Follow a workload until it ends; exit 0 if it is done, 1 if it failed
     /// or was cancelled.
@@ -62,12 +72,21 @@ enum Command {
     Results(commands::results::ResultsArgs),
     /// Cancel a workload and print its new state.
     Cancel(commands::cancel::CancelArgs),
-    /// List the agents registered with the broker.
+    /// List the agents registered with the broker: record, reputation,
+    /// earnings and speed.
     Agents(commands::agents::AgentsArgs),
     /// List every workload on the broker.
     Workloads(commands::workloads::WorkloadsArgs),
-    /// Start a broker and agents on this machine and count the primes below
-    /// 10^9 on them.
+    /// Show an issuer's balance and what its running workloads hold in
+    /// escrow.
+    Balance(commands::balance::BalanceArgs),
+    /// Show an issuer's ledger statement, or one workload's (escrow, a line
+    /// per paid task run, fee, refund) with its totals.
+    Ledger(commands::ledger::LedgerArgs),
+    /// (admin) Grant credits to an issuer and print its new balance.
+    Grant(commands::grant::GrantArgs),
+    /// Start a broker and agents on this machine, grant the "demo" issuer
+    /// credits, count the primes below 10^9 on the agents and show the bill.
     Demo(commands::demo::DemoArgs),
 }
 
@@ -94,6 +113,9 @@ fn main() -> ExitCode {
         Command::Cancel(args) => block_on(commands::cancel::run(args)),
         Command::Agents(args) => block_on(commands::agents::run(args)),
         Command::Workloads(args) => block_on(commands::workloads::run(args)),
+        Command::Balance(args) => block_on(commands::balance::run(args)),
+        Command::Ledger(args) => block_on(commands::ledger::run(args)),
+        Command::Grant(args) => block_on(commands::grant::run(args)),
         Command::Demo(args) => block_on(commands::demo::run(args)),
     };
     match result {

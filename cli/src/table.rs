@@ -1,5 +1,6 @@
 //! Plain-text tables for listings (`status --tasks`, `agents`, `workloads`,
-//! the demo's agent statistics), and how times and durations look in them.
+//! `ledger`, the demo's agent statistics), and how times, durations and
+//! large rates look in them.
 
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -123,6 +124,23 @@ pub fn between(start_unix_ms: i64, end_unix_ms: i64) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
+/// A non-negative quantity with an SI prefix, for rates such as fuel per
+/// second: `950`, `12.3k`, `412.0M`, `1.5G`; `-` for 0 or a value that is
+/// not a finite positive number (nothing measured).
+pub fn si_text(value: f64) -> String {
+    if !value.is_finite() || value <= 0.0 {
+        return "-".to_owned();
+    }
+    const PREFIXES: [(f64, &str); 5] =
+        [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    for (scale, prefix) in PREFIXES {
+        if value >= scale {
+            return format!("{:.1}{prefix}", value / scale);
+        }
+    }
+    format!("{value:.0}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +166,16 @@ mod tests {
         assert_eq!(unix_ms_text(1_735_689_600_000), "2025-01-01T00:00:00Z");
         assert_eq!(between(1000, 3500), Some(Duration::from_millis(2500)));
         assert_eq!(between(1000, 0), None);
+    }
+
+    #[test]
+    fn rates_get_si_prefixes() {
+        assert_eq!(si_text(0.0), "-");
+        assert_eq!(si_text(f64::NAN), "-");
+        assert_eq!(si_text(950.4), "950");
+        assert_eq!(si_text(12_345.0), "12.3k");
+        assert_eq!(si_text(412_000_000.0), "412.0M");
+        assert_eq!(si_text(1.5e9), "1.5G");
+        assert_eq!(si_text(2e18), "2000.0P");
     }
 }

@@ -1,6 +1,7 @@
 //! The issuer commands' own errors, with the real binary: everything that
 //! must be caught before (or instead of) talking to a broker. Runs against
-//! a real broker and agents are in the workspace's `tests/`.
+//! a real broker and agents are in `ledger_commands.rs` and the workspace's
+//! `tests/`.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -163,6 +164,10 @@ fn every_broker_command_says_when_the_broker_cannot_be_reached() {
         &["cancel", "w-1"],
         &["agents"],
         &["workloads"],
+        &["balance", "--issuer", "alice"],
+        &["ledger", "--issuer", "alice"],
+        &["ledger", "--workload", "w-1"],
+        &["grant", "--issuer", "alice", "10"],
     ] {
         let mut args = command.to_vec();
         args.extend(["--broker", &broker]);
@@ -225,10 +230,115 @@ fn help_explains_every_submit_flag() {
         "--name",
         "--issuer",
         "--credits-per-fuel",
+        "--quorum",
+        "--adaptive",
+        "--credits-per-mib-second",
         "--broker",
         "WASMGRID_BROKER",
         "WASMGRID_ISSUER",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+}
+
+#[test]
+fn help_explains_the_credit_commands() {
+    for (command, flags) in [
+        (
+            &["balance", "--help"][..],
+            &["--issuer", "--json", "--broker", "WASMGRID_ISSUER"][..],
+        ),
+        (
+            &["ledger", "--help"],
+            &["--issuer", "--workload", "--limit", "--json", "--broker"],
+        ),
+        (
+            &["grant", "--help"],
+            &[
+                "--issuer",
+                "<AMOUNT>",
+                "--memo",
+                "--json",
+                "at most 6",
+                "--broker",
+            ],
+        ),
+        (&["agents", "--help"], &["--wide", "--json"]),
+        (&["--help"], &["balance", "ledger", "grant"]),
+    ] {
+        let output = wasmgrid(command);
+        assert!(output.status.success(), "{command:?}");
+        let help = String::from_utf8_lossy(&output.stdout);
+        for flag in flags {
+            assert!(
+                help.contains(flag),
+                "{flag} missing from {command:?}:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn grant_refuses_bad_amounts_before_contacting_a_broker() {
+    let broker = closed_broker_url();
+    for (amount, expected) in [
+        ("-5", "cannot be negative"),
+        ("-0.5", "cannot be negative"),
+        ("0", "above zero"),
+        ("0.000000", "above zero"),
+        ("1.0000001", "at most 6 decimals"),
+        ("12.5 credits", "not a credit amount"),
+        ("1e6", "not a credit amount"),
+        ("abc", "not a credit amount"),
+        ("", "not a credit amount"),
+        ("9223372036855", "too large"),
+    ] {
+        let output = wasmgrid(&["grant", "--issuer", "alice", amount, "--broker", &broker]);
+        assert_exit_2_saying(&output, expected);
+        assert!(
+            !stderr(&output).contains("cannot reach the broker"),
+            "'{amount}' was sent: {}",
+            stderr(&output)
+        );
+    }
+    let output = wasmgrid(&["grant", "1", "--broker", &broker]);
+    assert_exit_2_saying(&output, "--issuer");
+    // A valid amount gets as far as the (closed) broker.
+    let output = wasmgrid(&[
+        "grant", "--issuer", "alice", "0.000001", "--broker", &broker,
+    ]);
+    assert_exit_2_saying(&output, "cannot reach the broker");
+}
+
+#[test]
+fn submit_checks_quorum_and_adaptive_against_replicas() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let module = dir.path().join("task.wasm");
+    std::fs::write(&module, WASM_HEADER).expect("write");
+    let inputs = dir.path().join("inputs.jsonl");
+    std::fs::write(&inputs, "{}\n").expect("write inputs");
+    let broker = closed_broker_url();
+    let submit = |extra: &[&str]| {
+        let mut args = vec![
+            "submit",
+            path(&module),
+            "--inputs",
+            path(&inputs),
+            "--broker",
+            &broker,
+        ];
+        args.extend(extra);
+        wasmgrid(&args)
+    };
+    assert_exit_2_saying(
+        &submit(&["--replicas", "2", "--quorum", "3"]),
+        "--quorum 3 is above --replicas 2",
+    );
+    assert_exit_2_saying(&submit(&["--quorum", "0"]), "--quorum");
+    assert_exit_2_saying(&submit(&["--adaptive"]), "--adaptive needs --replicas 2");
+    assert_exit_2_saying(&submit(&["--credits-per-mib-second=-1"]), "invalid rate");
+    assert_exit_2_saying(
+        &submit(&["--replicas", "3", "--quorum", "2", "--adaptive"]),
+        "cannot reach the broker",
+    );
 }

@@ -1,11 +1,14 @@
 //! `wasmgrid demo`: a whole grid on this machine in one command. Starts a
-//! broker and agents as child processes, counts the primes below a limit as
-//! a workload of many tasks, shows its progress, checks the answer, prints
-//! what each agent did, and stops everything.
+//! broker and agents as child processes, grants the `demo` issuer enough
+//! credits, counts the primes below a limit as a workload of many tasks,
+//! shows its progress, checks the answer, prints the bill and what each
+//! agent did and earned, and stops everything.
 //!
 //! - `cluster`: finding the binaries and modules, starting and stopping.
 //! - `prime_count`: the workload's inputs, limits and known answers.
+//! - `budget`: the credits granted before submitting.
 
+mod budget;
 mod cluster;
 mod prime_count;
 
@@ -14,19 +17,30 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::Args;
-use wasmgrid_proto::v1::{AgentInfo, WorkloadState};
+use wasmgrid_proto::v1::{AgentInfo, BalanceRequest, WorkloadRequest, WorkloadState};
 
+use self::budget::budget;
 use self::cluster::{Cluster, Programs};
+use crate::bill::bill_lines;
 use crate::children::log_tail;
 use crate::client::Broker;
-use crate::commands::agents::list_agents;
+use crate::commands::agents::{list_agents, reputation_text};
+use crate::commands::grant::grant;
 use crate::commands::results::fetch;
 use crate::commands::wait::{follow, report_end};
+use crate::credits::{credits_text, credits_with_unit};
 use crate::module_file::read_module;
 use crate::progress::LiveProgress;
 use crate::submission::{Workload, submit};
-use crate::table::{Table, duration_text};
+use crate::table::{Table, duration_text, si_text};
 use crate::units::parse_count;
+
+/// The issuer the demo submits as.
+const DEMO_ISSUER: &str = "demo";
+
+/// The demo's prices: a credit per 10^9 units of fuel, memory free.
+const CREDITS_PER_FUEL: f64 = 1e-9;
+const CREDITS_PER_MIB_SECOND: f64 = 0.0;
 
 /// Lines of each log shown when the demo fails.
 const LOG_TAIL_LINES: usize = 20;
@@ -102,22 +116,47 @@ async fn run_in(args: &DemoArgs, programs: &Programs, dir: &Path) -> anyhow::Res
     Ok(good)
 }
 
-/// Submits the workload, follows it, checks and prints the answer and the
-/// agents' statistics. `Ok(false)` when it failed or the answer is wrong.
+/// Grants the credits, submits the workload, follows it, checks and prints
+/// the answer, the bill and the agents' statistics. `Ok(false)` when it
+/// failed or the answer is wrong.
 async fn count_primes(args: &DemoArgs, programs: &Programs, url: &str) -> anyhow::Result<bool> {
     let mut broker = Broker::connect_url(url).await?;
     let width = args.limit.div_ceil(u64::from(args.tasks));
     let workload = Workload {
         name: format!("primes below {}", args.limit),
-        issuer: "demo".to_owned(),
+        issuer: DEMO_ISSUER.to_owned(),
         module: read_module(&programs.primes, "module")?,
         reducer: Some(read_module(&programs.sum, "reducer")?),
         inputs: prime_count::inputs(args.limit, args.tasks),
         limits: prime_count::limits(width),
         replicas: 1,
         max_attempts: 3,
-        credits_per_fuel: 1e-9,
+        quorum: 0,
+        adaptive_replication: false,
+        credits_per_fuel: CREDITS_PER_FUEL,
+        credits_per_mib_second: CREDITS_PER_MIB_SECOND,
     };
+    let budget = budget(
+        args.tasks,
+        workload.replicas,
+        &workload.limits,
+        CREDITS_PER_FUEL,
+        CREDITS_PER_MIB_SECOND,
+    )?;
+    let granted = grant(
+        &mut broker,
+        DEMO_ISSUER,
+        budget.grant_micro,
+        "wasmgrid demo: the workload's most possible cost",
+    )
+    .await?;
+    eprintln!(
+        "granted {} credits to issuer {DEMO_ISSUER} (enough for {} paid runs at their limits, {:.6} credits each, plus 20% for the broker's fee); balance {}",
+        credits_text(budget.grant_micro),
+        budget.runs,
+        budget.per_run_credits,
+        credits_with_unit(granted.balance_micro)
+    );
     eprintln!(
         "counting the primes below {} in {} tasks",
         args.limit, args.tasks
@@ -153,21 +192,68 @@ async fn count_primes(args: &DemoArgs, programs: &Programs, url: &str) -> anyhow
         }
         None => true,
     };
+    print_bill(&mut broker, &id, budget.grant_micro).await?;
     let agents = list_agents(&mut broker).await?;
     print!("\n{}\n", agent_statistics(&agents).render());
     println!("workload wall time  {}", duration_text(grid_time));
     Ok(correct)
 }
 
+/// The workload's bill and the issuer's balance after it: what was granted
+/// less what the agents were paid and the broker's fee.
+async fn print_bill(broker: &mut Broker, id: &str, granted_micro: i64) -> anyhow::Result<()> {
+    let status = broker
+        .issuer
+        .get_status(WorkloadRequest {
+            workload_id: id.to_owned(),
+        })
+        .await
+        .map_err(|status| broker.error(status))?
+        .into_inner();
+    let bill = status.bill.unwrap_or_default();
+    let balance = broker
+        .issuer
+        .get_balance(BalanceRequest {
+            issuer: DEMO_ISSUER.to_owned(),
+        })
+        .await
+        .map_err(|status| broker.error(status))?
+        .into_inner();
+    println!();
+    for line in bill_lines(&bill, None) {
+        println!("{line}");
+    }
+    println!(
+        "issuer {DEMO_ISSUER} balance {} (granted {} - paid {} - fee {})",
+        credits_with_unit(balance.balance_micro),
+        credits_text(granted_micro),
+        credits_text(bill.paid_micro),
+        credits_text(bill.fee_micro),
+    );
+    Ok(())
+}
+
 fn agent_statistics(agents: &[AgentInfo]) -> Table {
-    let mut table = Table::new(&["AGENT", ">TASKS OK", ">FAILED", ">FUEL", ">BUSY"]);
+    let mut table = Table::new(&[
+        "AGENT",
+        ">TASKS OK",
+        ">FAILED",
+        ">REPUTATION",
+        ">FUEL",
+        ">FUEL/S",
+        ">BUSY",
+        ">EARNED",
+    ]);
     for agent in agents {
         table.row(vec![
             agent.name.clone(),
             agent.tasks_ok.to_string(),
             agent.tasks_failed.to_string(),
+            reputation_text(agent),
             agent.fuel_consumed.to_string(),
+            si_text(agent.fuel_per_second),
             duration_text(Duration::from_millis(agent.busy_ms)),
+            credits_text(agent.earned_micro),
         ]);
     }
     table
