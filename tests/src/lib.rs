@@ -7,12 +7,16 @@
 //! - `processes`: [`BrokerProcess`] and [`AgentProcess`], killed on drop.
 //! - `client`: gRPC clients and a submission builder.
 //! - `eventually`: polling for a condition with a deadline.
+//! - `scripted_agent`: [`ScriptedAgent`], an in-process agent speaking the
+//!   real protocol that can report wrong outputs or inflated fuel.
 
 pub mod binaries;
 pub mod client;
 pub mod eventually;
 pub mod processes;
+pub mod scripted_agent;
 
 pub use client::{Submission, admin, agent_client, issuer, results, wait_until_final};
 pub use eventually::eventually;
 pub use processes::{AgentProcess, BrokerProcess};
+pub use scripted_agent::{Behaviour, Reported, RunningAgent, ScriptedAgent};
