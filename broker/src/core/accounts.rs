@@ -55,7 +55,7 @@ impl Broker {
         let now = now_ms();
         let account = issuer_account(issuer);
         let cause = format!("grant:{}", new_lease_id());
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.write().await?;
         ledger::transfer(
             &mut tx,
             &Transfer {

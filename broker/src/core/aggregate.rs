@@ -76,7 +76,7 @@ impl Broker {
         };
         drop(conn);
         let now = now_ms();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.write().await?;
         let finished = workloads::finish(
             &mut tx,
             workload_id,

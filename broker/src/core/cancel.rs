@@ -13,7 +13,7 @@ impl Broker {
     pub async fn cancel(&self, workload_id: &str) -> BrokerResult<WorkloadState> {
         let now = now_ms();
         let mut scheduler = self.scheduler.lock().await;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.write().await?;
         let workload = workloads::require(&mut tx, workload_id).await?;
         if workload.state.is_final() {
             return Err(BrokerError::FailedPrecondition(format!(

@@ -35,7 +35,7 @@ impl Broker {
     pub async fn release(&self, agent_id: &str, lease_id: &str, reason: &str) -> BrokerResult<()> {
         let now = now_ms();
         let mut scheduler = self.scheduler.lock().await;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.write().await?;
         let lease = owned_lease(&mut tx, agent_id, lease_id).await?;
         if !leases::end(&mut tx, lease_id, LeaseState::Released, now).await? {
             return Err(BrokerError::FailedPrecondition(format!(
@@ -68,7 +68,7 @@ impl Broker {
         let now = now_ms();
         let mut scheduler = self.scheduler.lock().await;
         scheduler.expire_offers(now);
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.write().await?;
         let due = leases::expired(&mut tx, now).await?;
         if due.is_empty() {
             return Ok(0);

@@ -42,7 +42,7 @@ impl Broker {
     ) -> BrokerResult<bool> {
         let now = now_ms();
         let mut scheduler = self.scheduler.lock().await;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.write().await?;
         let lease = owned_lease(&mut tx, agent_id, &report.lease_id).await?;
         if lease.status.is_some() {
             // Already reported: the first report stands.

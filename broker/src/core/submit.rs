@@ -112,7 +112,7 @@ impl Broker {
             finished_ms: None,
         };
         let mut scheduler = self.scheduler.lock().await;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.write().await?;
         modules::insert(&mut tx, &row.module_sha256, module.bytes(), now).await?;
         if let (Some(reducer), Some(sha)) = (&reducer, &row.reducer_sha256) {
             modules::insert(&mut tx, sha, reducer.bytes(), now).await?;

@@ -75,7 +75,7 @@ impl Broker {
         }
         let mut granted = Vec::with_capacity(accepted.len());
         let mut solo_runs = Vec::new();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.write().await?;
         let trusted = if accepted
             .iter()
             .any(|(task, _)| scheduler.is_undecided(task))

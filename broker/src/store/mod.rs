@@ -66,6 +66,14 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that will write: `BEGIN IMMEDIATE` takes the write lock
+    /// at once (waiting up to the busy timeout). A deferred transaction that
+    /// reads first would fail with "database is locked" at its first write
+    /// if another connection committed in between, without waiting.
+    pub async fn write(&self) -> BrokerResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// A connection from the pool, for reads and single statements.
     pub async fn conn(&self) -> BrokerResult<PoolConnection<Sqlite>> {
         Ok(self.pool.acquire().await?)
