@@ -54,7 +54,11 @@ impl Broker {
                         });
                     }
                     _ => {
-                        settle_task(&mut conn, &workload, index, separation, now_ms()).await?;
+                        // One transaction per task: the verdict and its
+                        // payments commit together.
+                        let mut tx = self.store.write().await?;
+                        settle_task(&mut tx, &workload, index, separation, now_ms()).await?;
+                        tx.commit().await?;
                     }
                 }
             }

@@ -49,6 +49,21 @@ impl Broker {
             return Ok(lease.counted);
         }
         let workload = workloads::require(&mut tx, &lease.workload_id).await?;
+        // Escrow covers each run up to its limits: a run cannot have used
+        // more, so a report claiming more is false, and would drain the
+        // escrow of other runs (with one replica, nothing else catches it).
+        if report.fuel_consumed > workload.limits.fuel {
+            return Err(BrokerError::invalid(format!(
+                "reported fuel {} exceeds the task's fuel limit of {}",
+                report.fuel_consumed, workload.limits.fuel
+            )));
+        }
+        if report.peak_memory > workload.limits.memory_bytes {
+            return Err(BrokerError::invalid(format!(
+                "reported peak memory of {} bytes exceeds the task's limit of {}",
+                report.peak_memory, workload.limits.memory_bytes
+            )));
+        }
         if report.output.len() as u64 > workload.limits.max_output_bytes {
             return Err(BrokerError::invalid(format!(
                 "output of {} bytes exceeds the workload's cap of {}",
