@@ -7,12 +7,16 @@
 //! - `processes`: [`BrokerProcess`] and [`AgentProcess`], killed on drop.
 //! - `client`: gRPC clients and a submission builder.
 //! - `eventually`: polling for a condition with a deadline.
+//! - `ledger_check`: `assert_ledger_consistent`, the whole credit ledger
+//!   checked over gRPC (exactly once, conservation), and funding paid
+//!   test workloads.
 //! - `scripted_agent`: [`ScriptedAgent`], an in-process agent speaking the
 //!   real protocol that can report wrong outputs or inflated fuel.
 
 pub mod binaries;
 pub mod client;
 pub mod eventually;
+pub mod ledger_check;
 pub mod processes;
 pub mod scripted_agent;
 

@@ -1,10 +1,30 @@
 //! Bad input of every kind gets a clear gRPC status and changes nothing:
 //! a non-wasm module, an empty input set, unknown ids, a result for a lease
-//! the agent does not hold, a truncated submit stream, wrong tokens.
+//! the agent does not hold, a truncated submit stream, wrong tokens — and
+//! no repeated, retried or late report pays twice or loses a payment.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use wasmgrid_proto::v1::agent_service_client::AgentServiceClient;
 use wasmgrid_proto::v1::{self, TaskRef};
-use wasmgrid_tests::{BrokerProcess, Submission, admin, agent_client, issuer};
+use wasmgrid_tests::client::Bearer;
+use wasmgrid_tests::ledger_check::{
+    CREDITS_PER_FUEL, assert_ledger_consistent, escrow_needed, expected_pay, fund,
+};
+use wasmgrid_tests::{BrokerProcess, Submission, admin, agent_client, eventually, issuer};
+
+type AgentClient = AgentServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// The fuel the hand-written reports claim: 2000 micro-credits at
+/// [`CREDITS_PER_FUEL`].
+const FUEL: u64 = 2_000_000;
+/// How long a test waits for something that takes seconds at most.
+const TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(20);
 
 async fn workload_count(url: &str) -> usize {
     admin(url)
@@ -192,6 +212,10 @@ async fn register(url: &str, name: &str) -> String {
 }
 
 fn ok_report(lease_id: &str, output: &[u8]) -> v1::ReportResultRequest {
+    ok_report_with_fuel(lease_id, output, FUEL)
+}
+
+fn ok_report_with_fuel(lease_id: &str, output: &[u8], fuel: u64) -> v1::ReportResultRequest {
     v1::ReportResultRequest {
         lease_id: lease_id.into(),
         status: Some(v1::TaskStatus {
@@ -202,7 +226,7 @@ fn ok_report(lease_id: &str, output: &[u8]) -> v1::ReportResultRequest {
         output: output.to_vec(),
         stderr: Vec::new(),
         usage: Some(v1::Usage {
-            fuel_consumed: 1000,
+            fuel_consumed: fuel,
             peak_memory_bytes: 65536,
             wall_time_ms: 1,
             output_bytes: output.len() as u64,
@@ -216,7 +240,9 @@ async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
     let dir = tempfile::tempdir().expect("temp dir");
     let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
     let url = broker.url();
-    let workload_id = echo_submission(1)
+    let mut submission = echo_submission(1);
+    fund(&url, &mut submission).await;
+    let workload_id = submission
         .submit(&mut issuer(&url).await)
         .await
         .expect("submit");
@@ -322,7 +348,11 @@ async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
         .expect("report");
     assert!(first.into_inner().counted);
     let again = alice
-        .report_result(ok_report(&lease.lease_id, b"something else"))
+        .report_result(ok_report_with_fuel(
+            &lease.lease_id,
+            b"something else",
+            3 * FUEL,
+        ))
         .await
         .expect("report");
     assert!(
@@ -354,6 +384,16 @@ async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
         .tasks;
     assert_eq!(history[0].history.len(), 1);
     assert_eq!(history[0].history[0].state, "reported");
+    // Paid once, for the first report's fuel; Mallory's forgery paid nothing.
+    assert_eq!(
+        history[0].history[0].paid_micro,
+        expected_pay(FUEL, CREDITS_PER_FUEL)
+    );
+    let summary = assert_ledger_consistent(&url).await;
+    assert_eq!(
+        (summary.pays, summary.paid),
+        (1, expected_pay(FUEL, CREDITS_PER_FUEL))
+    );
 
     // A finished lease cannot be extended or released.
     let error = alice
@@ -375,4 +415,274 @@ async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
         .expect("answer")
         .into_inner();
     assert_eq!(answer.rejected, vec![unused]);
+}
+
+/// Asks for work until task `index` of `workload_id` is offered, and leases
+/// it alone (the other offers are declined, back to the queue at once).
+async fn lease_task(agent: &mut AgentClient, workload_id: &str, index: u32) -> v1::Lease {
+    let wanted = TaskRef {
+        workload_id: workload_id.to_owned(),
+        index,
+    };
+    let started = Instant::now();
+    loop {
+        let offers = agent
+            .request_work(v1::RequestWorkRequest {
+                capacity: 8,
+                free_memory_bytes: 1 << 30,
+            })
+            .await
+            .expect("offers")
+            .into_inner()
+            .offers;
+        let offered = offers
+            .iter()
+            .any(|offer| offer.task.as_ref() == Some(&wanted));
+        let tasks = if offered {
+            vec![wanted.clone()]
+        } else {
+            Vec::new()
+        };
+        let mut leases = agent
+            .accept_offers(v1::AcceptOffersRequest { tasks })
+            .await
+            .expect("accept")
+            .into_inner()
+            .leases;
+        if let Some(lease) = leases.pop() {
+            return lease;
+        }
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "task {index} of {workload_id} was never offered (last offers: {offers:?})"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Reports `lease` OK with its input as output and `fuel`; returns whether
+/// it counted.
+async fn report(agent: &mut AgentClient, lease: &v1::Lease, fuel: u64) -> bool {
+    agent
+        .report_result(ok_report_with_fuel(&lease.lease_id, &lease.input, fuel))
+        .await
+        .unwrap_or_else(|status| panic!("report of {}: {status}", lease.lease_id))
+        .into_inner()
+        .counted
+}
+
+async fn runs_of(url: &str, workload_id: &str) -> HashMap<String, v1::TaskAttempt> {
+    issuer(url)
+        .await
+        .list_tasks(v1::WorkloadRequest {
+            workload_id: workload_id.to_owned(),
+        })
+        .await
+        .expect("tasks")
+        .into_inner()
+        .tasks
+        .into_iter()
+        .flat_map(|task| task.history)
+        .map(|run| (run.lease_id.clone(), run))
+        .collect()
+}
+
+async fn wait_until_expired(url: &str, workload_id: &str, lease: &v1::Lease) {
+    eventually(
+        TIMEOUT,
+        POLL,
+        &format!("lease {} never expired", lease.lease_id),
+        String::new,
+        || async { runs_of(url, workload_id).await[&lease.lease_id].state == "expired" },
+    )
+    .await;
+}
+
+/// What the ledger paid each lease of a workload.
+async fn pays_of(url: &str, issuer_name: &str, workload_id: &str) -> HashMap<String, i64> {
+    let entries = issuer(url)
+        .await
+        .get_ledger(v1::LedgerRequest {
+            issuer: issuer_name.to_owned(),
+            workload_id: workload_id.to_owned(),
+            limit: 0,
+        })
+        .await
+        .expect("ledger")
+        .into_inner()
+        .entries;
+    let mut pays = HashMap::new();
+    for entry in entries.into_iter().filter(|entry| entry.kind == "pay") {
+        let previous = pays.insert(entry.lease_id.clone(), entry.amount_micro);
+        assert!(previous.is_none(), "lease {} paid twice", entry.lease_id);
+    }
+    pays
+}
+
+/// The issue's "a retried or duplicated report, a broker crash between any
+/// two steps, a reissued task — none pays twice or loses a payment", one
+/// case per task of a paid workload, with hand-driven agents so every case
+/// happens for sure; the whole ledger is checked after each broker restart
+/// and at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_duplicated_and_late_reports_are_paid_exactly_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut broker = BrokerProcess::start(&dir.path().join("broker"), &["--lease-timeout", "1s"]);
+    let url = broker.url();
+    let mut submission = echo_submission(4);
+    fund(&url, &mut submission).await;
+    let workload_id = submission
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let (alice_token, bob_token) = (register(&url, "alice").await, register(&url, "bob").await);
+    let mut alice = agent_client(&url, &alice_token).await;
+    let pay = expected_pay(FUEL, CREDITS_PER_FUEL);
+
+    // Task 0: reported, then the broker crashes (as if before its answer
+    // reached the agent), and the agent retries the report — with another
+    // fuel figure, which must not change what is paid.
+    let retried = lease_task(&mut alice, &workload_id, 0).await;
+    assert!(report(&mut alice, &retried, FUEL).await);
+    broker.restart();
+    assert_ledger_consistent(&url).await;
+    let mut alice = agent_client(&url, &alice_token).await;
+    assert!(
+        report(&mut alice, &retried, 5 * FUEL).await,
+        "a retried report answers as the first"
+    );
+
+    // Task 1: leased, the broker crashes before the report; the report
+    // reaches the restarted broker (on a lease still active, or expired on
+    // an open task: it counts either way), and is then duplicated.
+    let across = lease_task(&mut alice, &workload_id, 1).await;
+    broker.restart();
+    assert_ledger_consistent(&url).await;
+    let mut alice = agent_client(&url, &alice_token).await;
+    let mut bob = agent_client(&url, &bob_token).await;
+    assert!(report(&mut alice, &across, FUEL).await);
+    assert!(report(&mut alice, &across, FUEL).await, "a duplicate");
+
+    // Task 2: Alice lets her lease expire, the task is reissued to Bob, who
+    // reports; Alice's late report comes after the task is done: recorded,
+    // not counted, not paid.
+    let expired = lease_task(&mut alice, &workload_id, 2).await;
+    wait_until_expired(&url, &workload_id, &expired).await;
+    let reissued = lease_task(&mut bob, &workload_id, 2).await;
+    assert!(report(&mut bob, &reissued, FUEL).await);
+    assert!(
+        !report(&mut alice, &expired, FUEL).await,
+        "a late report on a done task does not count"
+    );
+
+    // Task 3: Alice lets her lease expire and reports late while the task
+    // is still open: it counts, is paid once, and a duplicate changes
+    // nothing.
+    let late = lease_task(&mut alice, &workload_id, 3).await;
+    wait_until_expired(&url, &workload_id, &late).await;
+    assert!(
+        report(&mut alice, &late, FUEL).await,
+        "late on an open task"
+    );
+    assert!(report(&mut alice, &late, FUEL).await, "a duplicate");
+
+    let mut client = issuer(&url).await;
+    let status = wasmgrid_tests::wait_until_final(&mut client, &workload_id, TIMEOUT).await;
+    assert_eq!(
+        status.state,
+        v1::WorkloadState::Done as i32,
+        "{status:?}\n{}",
+        broker.log_tail()
+    );
+    let pays = pays_of(&url, &submission.issuer, &workload_id).await;
+    let expected: HashMap<String, i64> = [&retried, &across, &reissued, &late]
+        .iter()
+        .map(|lease| (lease.lease_id.clone(), pay))
+        .collect();
+    assert_eq!(pays, expected, "one pay per task, for the counted run");
+    let runs = runs_of(&url, &workload_id).await;
+    assert_eq!(runs[&expired.lease_id].state, "expired");
+    assert_eq!(runs[&expired.lease_id].paid_micro, 0);
+    assert_eq!(
+        runs[&retried.lease_id].fuel_consumed, FUEL,
+        "the first report stands"
+    );
+
+    // A paid workload cancelled while a run is out: the report after the
+    // cancel does not count, and the whole escrow goes back.
+    let mut cancelled = echo_submission(1);
+    fund(&url, &mut cancelled).await;
+    let cancelled_id = cancelled.submit(&mut client).await.expect("submit");
+    let orphan = lease_task(&mut alice, &cancelled_id, 0).await;
+    client
+        .cancel(v1::WorkloadRequest {
+            workload_id: cancelled_id.clone(),
+        })
+        .await
+        .expect("cancel");
+    assert!(
+        !report(&mut alice, &orphan, FUEL).await,
+        "a report on a cancelled workload does not count"
+    );
+    assert!(
+        pays_of(&url, &cancelled.issuer, &cancelled_id)
+            .await
+            .is_empty()
+    );
+
+    let summary = assert_ledger_consistent(&url).await;
+    assert_eq!((summary.pays, summary.paid), (4, 4 * pay));
+    assert_eq!(summary.final_workloads, 2);
+}
+
+/// A run cannot consume more fuel than its limit, so a report claiming more
+/// is a forgery. Paid, it would take credits escrowed for the workload's
+/// other runs (the escrow covers each paid run at its limit, no more), and
+/// a later honest run could not be paid in full. It must be refused and
+/// change nothing; the task is then paid once, for an honest report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_claiming_more_fuel_than_its_limit_is_refused_and_paid_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
+    let url = broker.url();
+    let mut submission = echo_submission(2);
+    fund(&url, &mut submission).await;
+    let workload_id = submission
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let mut mallory = agent_client(&url, &register(&url, "mallory").await).await;
+    let mut alice = agent_client(&url, &register(&url, "alice").await).await;
+    let forged = lease_task(&mut mallory, &workload_id, 0).await;
+    let claimed = 2 * submission.limits.fuel;
+    let answer = mallory
+        .report_result(ok_report_with_fuel(
+            &forged.lease_id,
+            &forged.input,
+            claimed,
+        ))
+        .await;
+    let ledger = assert_ledger_consistent(&url).await;
+    let error = answer.expect_err(&format!(
+        "a report of {claimed} fuel, twice the limit of {}, was accepted ({} paid for it; \
+         escrowed for both tasks: {})",
+        submission.limits.fuel,
+        ledger.paid,
+        escrow_needed(&submission)
+    ));
+    assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+    assert_eq!(ledger.pays, 0, "{ledger:?}");
+
+    // The honest reports of both tasks are paid, once each.
+    assert!(report(&mut mallory, &forged, FUEL).await);
+    let honest = lease_task(&mut alice, &workload_id, 1).await;
+    assert!(report(&mut alice, &honest, FUEL).await);
+    let mut client = issuer(&url).await;
+    let status = wasmgrid_tests::wait_until_final(&mut client, &workload_id, TIMEOUT).await;
+    assert_eq!(status.state, v1::WorkloadState::Done as i32, "{status:?}");
+    let summary = assert_ledger_consistent(&url).await;
+    assert_eq!(
+        (summary.pays, summary.paid),
+        (2, 2 * expected_pay(FUEL, CREDITS_PER_FUEL))
+    );
 }

@@ -1,18 +1,26 @@
 //! The whole flow with real processes: an issuer submits, a broker
 //! distributes to several agents, they run the tasks in the sandbox and
 //! report, and the end result is exact — also when agents or the broker are
-//! killed on the way.
+//! killed on the way. The workloads that meet crashes, expiries, late or
+//! retried reports are paid, and the whole ledger is checked after every
+//! restart and at the end: every run that made a result is paid exactly
+//! once, nothing else is, and only grants change the sum of all balances.
 
 use std::time::Duration;
 
 use tonic::Code;
 use wasmgrid_proto::v1;
+use wasmgrid_tests::ledger_check::{
+    CREDITS_PER_FUEL, assert_ledger_consistent, expected_pay, fund,
+};
 use wasmgrid_tests::{
     AgentProcess, BrokerProcess, Submission, admin, eventually, issuer, results, wait_until_final,
 };
 
 /// π(10^9), the answer of the demo workload.
 const PI_OF_1E9: u64 = 50_847_534;
+/// π(2·10^9).
+const PI_OF_2E9: u64 = 98_222_287;
 /// π(10^8).
 const PI_OF_1E8: u64 = 5_761_455;
 /// How long a test waits for something that takes seconds at most.
@@ -25,6 +33,26 @@ fn end_value(end: &v1::EndResult) -> u64 {
     String::from_utf8_lossy(&end.output)
         .parse()
         .expect("a count")
+}
+
+/// π(`limit`) in `tasks` tasks with `replicas` runs each, paid, its issuer
+/// granted exactly the escrow it needs.
+async fn paid_primes(url: &str, limit: u64, tasks: u64, replicas: u32) -> Submission {
+    let mut submission = Submission::primes(limit, tasks);
+    submission.replicas = replicas;
+    fund(url, &mut submission).await;
+    submission
+}
+
+/// Checks that `run` was paid exactly for its fuel, or not at all.
+fn assert_paid(run: &v1::TaskAttempt, paid: bool) {
+    let due = if paid {
+        expected_pay(run.fuel_consumed, CREDITS_PER_FUEL)
+    } else {
+        0
+    };
+    assert!(!paid || due > 0, "a run that earns nothing: {run:?}");
+    assert_eq!(run.paid_micro, due, "{run:?}");
 }
 
 async fn tasks_of(url: &str, workload_id: &str) -> Vec<v1::TaskInfo> {
@@ -99,7 +127,8 @@ async fn a_task_of_a_killed_agent_is_reissued_after_its_lease_expires() {
     let mut doomed = AgentProcess::start(&url, &dir.path().join("doomed"), "doomed", 1, &[]);
     let mut client = issuer(&url).await;
     // One task of about a second: the agent is mid-task when it dies.
-    let workload_id = Submission::primes(1_000_000_000, 1)
+    let workload_id = paid_primes(&url, 1_000_000_000, 1, 1)
+        .await
         .submit(&mut client)
         .await
         .expect("submit");
@@ -115,6 +144,10 @@ async fn a_task_of_a_killed_agent_is_reissued_after_its_lease_expires() {
     assert_eq!(history[0].state, "expired");
     assert_eq!(history[1].state, "reported");
     assert_ne!(history[0].agent_id, history[1].agent_id);
+    // The reissued run is paid, the expired one is not.
+    assert_paid(&history[0], false);
+    assert_paid(&history[1], true);
+    assert_ledger_consistent(&url).await;
 }
 
 async fn wait_until_leased(url: &str, workload_id: &str, agent: &AgentProcess) {
@@ -160,7 +193,8 @@ async fn the_only_agent_gets_its_expired_task_again_after_a_restart() {
     let state_dir = dir.path().join("only");
     let mut agent = AgentProcess::start(&url, &state_dir, "only", 1, &[]);
     let mut client = issuer(&url).await;
-    let workload_id = Submission::primes(1_000_000_000, 1)
+    let workload_id = paid_primes(&url, 1_000_000_000, 1, 1)
+        .await
         .submit(&mut client)
         .await
         .expect("submit");
@@ -181,6 +215,9 @@ async fn the_only_agent_gets_its_expired_task_again_after_a_restart() {
         history[0].agent_id, history[1].agent_id,
         "the same agent, registered once"
     );
+    assert_paid(&history[0], false);
+    assert_paid(&history[1], true);
+    assert_ledger_consistent(&url).await;
 }
 
 /// An agent that hangs past its lease and then reports: the task is still
@@ -192,7 +229,8 @@ async fn a_late_report_on_an_open_task_counts() {
     let url = broker.url();
     let agent = AgentProcess::start(&url, &dir.path().join("sleepy"), "sleepy", 1, &[]);
     let mut client = issuer(&url).await;
-    let workload_id = Submission::primes(1_000_000_000, 1)
+    let workload_id = paid_primes(&url, 1_000_000_000, 1, 1)
+        .await
         .submit(&mut client)
         .await
         .expect("submit");
@@ -225,6 +263,12 @@ async fn a_late_report_on_an_open_task_counts() {
         history[1..].iter().all(|run| run.state == "revoked"),
         "{history:?}"
     );
+    // The late run is paid once; a revoked one is not paid.
+    assert_paid(&history[0], true);
+    for run in &history[1..] {
+        assert_paid(run, false);
+    }
+    assert_ledger_consistent(&url).await;
 }
 
 /// A result finished while the broker is down is kept in the agent's outbox
@@ -236,7 +280,8 @@ async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_resta
     let url = broker.url();
     let agent = AgentProcess::start(&url, &dir.path().join("agent"), "agent", 1, &[]);
     let mut client = issuer(&url).await;
-    let workload_id = Submission::primes(1_000_000_000, 1)
+    let workload_id = paid_primes(&url, 1_000_000_000, 1, 1)
+        .await
         .submit(&mut client)
         .await
         .expect("submit");
@@ -255,6 +300,8 @@ async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_resta
     )
     .await;
     broker.restart();
+    // Right after the restart, with the result perhaps on its way.
+    assert_ledger_consistent(&url).await;
     let mut client = issuer(&url).await;
     let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(60)).await;
     assert_eq!(
@@ -268,6 +315,7 @@ async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_resta
     let history = &tasks_of(&url, &workload_id).await[0].history;
     assert_eq!(history.len(), 1, "computed once: {history:?}");
     assert_eq!(history[0].state, "reported");
+    assert_paid(&history[0], true);
     eventually(
         TIMEOUT,
         POLL,
@@ -276,6 +324,7 @@ async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_resta
         || async { kept() == 0 },
     )
     .await;
+    assert_ledger_consistent(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +334,8 @@ async fn a_broker_killed_mid_workload_restarts_and_finishes_exactly() {
     let url = broker.url();
     let _agents = AgentProcess::start_many(&url, dir.path(), 2);
     let mut client = issuer(&url).await;
-    let workload_id = Submission::primes(1_000_000_000, 40)
+    let workload_id = paid_primes(&url, 1_000_000_000, 40, 1)
+        .await
         .submit(&mut client)
         .await
         .expect("submit");
@@ -311,6 +361,7 @@ async fn a_broker_killed_mid_workload_restarts_and_finishes_exactly() {
         )
         .await;
         broker.restart();
+        assert_ledger_consistent(&url).await;
         client = issuer(&url).await;
     }
     let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(180)).await;
@@ -331,7 +382,140 @@ async fn a_broker_killed_mid_workload_restarts_and_finishes_exactly() {
             .filter(|run| run.state == "reported")
             .count();
         assert_eq!(reported, 1, "task {} ran {:?}", task.index, task.history);
+        for run in &task.history {
+            assert_paid(run, run.state == "reported");
+        }
     }
+    let summary = assert_ledger_consistent(&url).await;
+    assert_eq!(summary.pays, 40, "one pay per task");
+}
+
+/// When `a_broker_killed_five_times_pays_every_replica_exactly_once` kills
+/// the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KillAt {
+    /// Runs are leased and running.
+    Leased,
+    /// At least this many tasks are done.
+    Done(u32),
+    /// As soon as it is back: while it recovers and the agents reconnect
+    /// to deliver what they finished while it was away.
+    RightAfterRestart,
+}
+
+async fn status_of(url: &str, workload_id: &str) -> v1::WorkloadStatus {
+    issuer(url)
+        .await
+        .get_status(v1::WorkloadRequest {
+            workload_id: workload_id.to_owned(),
+        })
+        .await
+        .expect("status")
+        .into_inner()
+}
+
+/// The "a broker crash between any two steps": SIGKILL five times at
+/// different moments while three real agents work on a paid workload with
+/// two replicas per task, each time restarted on the same data dir: with
+/// runs leased and none reported, a quarter done, right after a restart
+/// (while it recovers and agents deliver what they kept), two thirds done,
+/// and with every task done (racing the close-out). Agents whose report
+/// was committed but not answered retry it. The whole ledger is checked
+/// after each restart (but the one killed at once) while the grid works,
+/// and at the end: the result is exact, every task was paid for exactly its
+/// two agreeing runs, and no lease was paid twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_five_times_pays_every_replica_exactly_once() {
+    const TASKS: u32 = 16;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut broker = BrokerProcess::start(&dir.path().join("broker"), &["--lease-timeout", "3s"]);
+    let url = broker.url();
+    let submission = paid_primes(&url, 2_000_000_000, TASKS.into(), 2).await;
+    let workload_id = submission
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let agents = AgentProcess::start_many(&url, dir.path(), 3);
+    let moments = [
+        KillAt::Leased,
+        KillAt::Done(TASKS / 4),
+        KillAt::RightAfterRestart,
+        KillAt::Done(TASKS * 2 / 3),
+        KillAt::Done(TASKS),
+    ];
+    for (i, moment) in moments.iter().enumerate() {
+        let reached = |status: &v1::WorkloadStatus| match moment {
+            KillAt::Leased => status.running > 0,
+            KillAt::Done(done) => status.done >= *done,
+            KillAt::RightAfterRestart => true,
+        };
+        eventually(
+            TIMEOUT,
+            POLL,
+            &format!("the workload never reached {moment:?}"),
+            || broker.log_tail(),
+            || async { reached(&status_of(&url, &workload_id).await) },
+        )
+        .await;
+        let status = status_of(&url, &workload_id).await;
+        println!(
+            "kill {} at {moment:?}: {} of {TASKS} done, {} running",
+            i + 1,
+            status.done,
+            status.running
+        );
+        broker.restart();
+        if moments.get(i + 1) != Some(&KillAt::RightAfterRestart) {
+            assert_ledger_consistent(&url).await;
+        }
+    }
+    let mut client = issuer(&url).await;
+    let status = wait_until_final(&mut client, &workload_id, TIMEOUT).await;
+    assert_eq!(
+        status.state,
+        v1::WorkloadState::Done as i32,
+        "{status:?}\n{}\n{}",
+        broker.log_tail(),
+        agents[0].log_tail()
+    );
+    let (_, end) = results(&mut client, &workload_id).await.expect("results");
+    assert_eq!(end_value(&end), PI_OF_2E9);
+
+    let summary = assert_ledger_consistent(&url).await;
+    let mut due = 0;
+    for task in tasks_of(&url, &workload_id).await {
+        assert_eq!(task.state, v1::TaskState::Done as i32, "{task:?}");
+        assert_eq!(task.quorum, 2, "{task:?}");
+        let agreeing: Vec<&v1::TaskAttempt> = task
+            .history
+            .iter()
+            .filter(|run| run.verdict == "agreed")
+            .collect();
+        assert_eq!(agreeing.len(), 2, "two agreeing runs: {task:?}");
+        assert_ne!(agreeing[0].agent_id, agreeing[1].agent_id, "{task:?}");
+        for run in &task.history {
+            assert_paid(run, run.verdict == "agreed");
+        }
+        due += 2 * expected_pay(task.fuel_consumed, CREDITS_PER_FUEL);
+    }
+    let pays: Vec<v1::LedgerEntry> = client
+        .get_ledger(v1::LedgerRequest {
+            issuer: submission.issuer.clone(),
+            workload_id: workload_id.clone(),
+            limit: 0,
+        })
+        .await
+        .expect("ledger")
+        .into_inner()
+        .entries
+        .into_iter()
+        .filter(|entry| entry.kind == "pay")
+        .collect();
+    let leases: std::collections::HashSet<&str> =
+        pays.iter().map(|pay| pay.lease_id.as_str()).collect();
+    assert_eq!(leases.len(), pays.len(), "a lease paid twice: {pays:?}");
+    assert_eq!(pays.len(), 2 * TASKS as usize, "{pays:?}");
+    assert_eq!((summary.pays, summary.paid), (pays.len(), due));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,6 +531,10 @@ async fn two_issuers_share_the_agents_fairly_and_cancel_stops_a_workload() {
     small.issuer = "bob".into();
     let mut doomed = Submission::primes(1_000_000_000, 50);
     doomed.issuer = "carol".into();
+    // All three are paid: a cancelled workload gets its whole escrow back.
+    for submission in [&mut big, &mut small, &mut doomed] {
+        fund(&url, submission).await;
+    }
     let big_id = big.submit(&mut client).await.expect("submit");
     let small_id = small.submit(&mut client).await.expect("submit");
     let doomed_id = doomed.submit(&mut client).await.expect("submit");
@@ -391,6 +579,23 @@ async fn two_issuers_share_the_agents_fairly_and_cancel_stops_a_workload() {
         .expect("results of a cancelled workload");
     assert_eq!(doomed_results.len(), 50);
     assert!(!doomed_end.reduced);
+    let bill = client
+        .get_status(v1::WorkloadRequest {
+            workload_id: doomed_id.clone(),
+        })
+        .await
+        .expect("status")
+        .into_inner()
+        .bill
+        .expect("a bill");
+    assert!(bill.escrowed_micro > 0, "{bill:?}");
+    assert_eq!(
+        (bill.paid_micro, bill.fee_micro, bill.refunded_micro),
+        (0, 0, bill.escrowed_micro),
+        "nothing ran: everything refunded"
+    );
+    let summary = assert_ledger_consistent(&url).await;
+    assert_eq!(summary.pays, 80 + 4, "one pay per task that ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
