@@ -259,7 +259,8 @@ impl Grid {
                 let offers = self
                     .broker()
                     .request_work(&self.agents[agent], 2, 1 << 30)
-                    .await;
+                    .await
+                    .expect("request work");
                 let chosen: Vec<(String, u32)> = offers
                     .iter()
                     .take(take)

@@ -676,3 +676,75 @@ async fn an_agent_cannot_make_a_quorum_with_itself() {
     );
     check_conservation(&url, granted, &[&workload_id]).await;
 }
+
+/// A caught cheater gets no unreplicated work: with one replica its result
+/// would stand unchecked. It still gets replicated work, where it must agree
+/// with another agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_cheater_is_offered_only_replicated_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
+    let url = broker.url();
+    grant(&url, 10_000).await;
+    let liar = ScriptedAgent::register(&url, "liar", "mallory")
+        .await
+        .spawn(Behaviour::WrongOutput);
+    let replicated = submit(&url, &paid_primes(1_000_000, 4, false)).await;
+    eventually(
+        TIMEOUT,
+        POLL,
+        "the liar did not report",
+        || broker.log_tail(),
+        || async { liar.reports().iter().any(|run| run.counted) },
+    )
+    .await;
+    let honest: Vec<RunningAgent> = [
+        ScriptedAgent::register(&url, "honest-1", "alice").await,
+        ScriptedAgent::register(&url, "honest-2", "bob").await,
+    ]
+    .into_iter()
+    .map(|agent| agent.spawn(Behaviour::Honest))
+    .collect();
+    finish(&url, &replicated, PI_OF_1E6, || broker.log_tail()).await;
+    let mut liar = liar.stop().await;
+    let mut honest: Vec<ScriptedAgent> = stop_all(honest).await;
+    let info = &agents_of(&url).await[&liar.id];
+    assert!(info.results_invalid > 0 && !info.trusted, "{info:?}");
+
+    let mut single = paid_primes(1_000_000, 4, false);
+    single.replicas = 1;
+    single.quorum = 1;
+    let single_id = submit(&url, &single).await;
+    for _ in 0..5 {
+        assert!(
+            liar.take_lease().await.is_err(),
+            "a caught agent was offered a task nobody would check"
+        );
+    }
+    let lease = honest[0]
+        .take_lease()
+        .await
+        .expect("an agent with a clean record gets the task");
+    assert_eq!(
+        lease.task.as_ref().map(|task| task.workload_id.as_str()),
+        Some(single_id.as_str())
+    );
+    // Replicated work is still offered to the liar.
+    let again = submit(&url, &paid_primes(1_000_000, 4, false)).await;
+    let lease = liar
+        .take_lease()
+        .await
+        .expect("replicated work is offered to a suspect agent");
+    assert_eq!(
+        lease.task.as_ref().map(|task| task.workload_id.as_str()),
+        Some(again.as_str())
+    );
+}
+
+async fn stop_all(agents: Vec<RunningAgent>) -> Vec<ScriptedAgent> {
+    let mut stopped = Vec::new();
+    for agent in agents {
+        stopped.push(agent.stop().await);
+    }
+    stopped
+}

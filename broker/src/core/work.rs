@@ -30,7 +30,7 @@ impl Broker {
         agent_id: &str,
         capacity: u32,
         free_memory: u64,
-    ) -> Vec<Offered> {
+    ) -> BrokerResult<Vec<Offered>> {
         let now = now_ms();
         // As many alternatives again, so the agent has a choice; what it
         // does not take returns to the queue when it answers.
@@ -38,7 +38,15 @@ impl Broker {
         let extra = capacity.min(self.config.max_offers_per_request - capacity);
         let hold = duration_ms(self.config.offer_hold);
         let speed = self.fuel_per_ms(agent_id);
-        self.scheduler.lock().await.offer(&WorkRequest {
+        let suspect = {
+            let mut conn = self.store.conn().await?;
+            agents::record(&mut conn, agent_id)
+                .await?
+                .is_some_and(|(record, _, _)| {
+                    record.invalid > 0 && !record.trusted(self.config.trust_after)
+                })
+        };
+        Ok(self.scheduler.lock().await.offer(&WorkRequest {
             agent: agent_id,
             capacity,
             extra,
@@ -46,7 +54,8 @@ impl Broker {
             now_ms: now,
             expires_ms: now + hold,
             fuel_per_ms: speed,
-        })
+            suspect,
+        }))
     }
 
     /// Turns the agent's live offers among `tasks` into leases and declines

@@ -147,6 +147,9 @@ pub struct WorkRequest<'a> {
     pub expires_ms: i64,
     /// The agent's measured speed, if known.
     pub fuel_per_ms: Option<f64>,
+    /// The agent was caught disagreeing and has not rebuilt trust since:
+    /// it gets no task whose single result would be accepted unchecked.
+    pub suspect: bool,
 }
 
 /// The scheduling state of all running workloads.
@@ -278,7 +281,9 @@ impl Scheduler {
     ///
     /// With the agent's measured speed (fuel per ms), workloads whose mean
     /// task would outlast their wall-time limit on it are not offered: the
-    /// run would only time out.
+    /// run would only time out. A suspect agent (caught disagreeing, not
+    /// trusted again since) is offered only replicated work, where its
+    /// result must agree with another agent's.
     ///
     /// The first `capacity` offers take the agent's fair turn; up to `extra`
     /// more are alternatives it may choose instead, and do not advance the
@@ -293,6 +298,7 @@ impl Scheduler {
             now_ms,
             expires_ms,
             fuel_per_ms,
+            suspect,
         } = *request;
         let mut free_memory = free_memory;
         self.expire_offers(now_ms);
@@ -316,7 +322,7 @@ impl Scheduler {
                 fruitless += 1;
                 continue;
             };
-            if queue.row.limits.memory_bytes > free_memory {
+            if queue.row.limits.memory_bytes > free_memory || (suspect && queue.row.quorum <= 1) {
                 fruitless += 1;
                 continue;
             }

@@ -85,7 +85,7 @@ impl AgentService for AgentApi {
         let offered = self
             .broker
             .request_work(&agent, r.capacity, r.free_memory_bytes)
-            .await;
+            .await?;
         let offers: Vec<v1::Offer> = offered
             .iter()
             .map(|offer| v1::Offer {
