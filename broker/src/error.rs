@@ -62,8 +62,12 @@ impl BrokerError {
             BrokerError::Unauthenticated(_) => Code::Unauthenticated,
             BrokerError::PermissionDenied(_) => Code::PermissionDenied,
             BrokerError::FailedPrecondition(_) => Code::FailedPrecondition,
-            BrokerError::Store(_)
-            | BrokerError::Migrate(_)
+            BrokerError::Store(error) => match store_condition(error) {
+                Some(StoreCondition::Full) => Code::ResourceExhausted,
+                Some(StoreCondition::Unwritable | StoreCondition::Busy) => Code::Unavailable,
+                None => Code::Internal,
+            },
+            BrokerError::Migrate(_)
             | BrokerError::Runtime(_)
             | BrokerError::Transport(_)
             | BrokerError::Io { .. } => Code::Internal,
@@ -71,13 +75,58 @@ impl BrokerError {
     }
 }
 
+/// Store failures a client can act on (retry later) and an operator can fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreCondition {
+    /// `SQLITE_FULL`: the data dir's disk is full.
+    Full,
+    /// The store cannot be written: read-only file system or failing disk
+    /// (`SQLITE_READONLY`, `SQLITE_IOERR`, `SQLITE_CANTOPEN`).
+    Unwritable,
+    /// The store stayed locked past the busy timeout.
+    Busy,
+}
+
+/// The condition behind a store error, if it is one of [`StoreCondition`].
+pub fn store_condition(error: &sqlx::Error) -> Option<StoreCondition> {
+    let sqlx::Error::Database(database) = error else {
+        return None;
+    };
+    let extended: i64 = database.code()?.parse().ok()?;
+    match extended & 0xff {
+        13 => Some(StoreCondition::Full),
+        8 | 10 | 14 => Some(StoreCondition::Unwritable),
+        5 | 6 => Some(StoreCondition::Busy),
+        _ => None,
+    }
+}
+
 impl From<BrokerError> for Status {
     fn from(error: BrokerError) -> Status {
         let code = error.code();
+        let message = match &error {
+            BrokerError::Store(store) => match store_condition(store) {
+                Some(StoreCondition::Full) => format!(
+                    "the broker's disk is full: nothing of this request was stored; \
+                     retry once its operator has freed space ({store})"
+                ),
+                Some(StoreCondition::Unwritable) => format!(
+                    "the broker cannot write its store (read-only or failing disk): nothing \
+                     of this request was stored; retry later ({store})"
+                ),
+                Some(StoreCondition::Busy) => {
+                    format!("the broker's store is busy: retry later ({store})")
+                }
+                None => error.to_string(),
+            },
+            _ => error.to_string(),
+        };
         if code == Code::Internal {
             tracing::error!(%error, "internal error");
+        } else if matches!(error, BrokerError::Store(_)) {
+            tracing::warn!(%error, "store unavailable; request refused");
         }
-        Status::new(code, error.to_string())
+        Status::new(code, message)
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{Connection, Sqlite, SqlitePool};
 
 use crate::error::{BrokerError, BrokerResult};
 
@@ -55,6 +55,11 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection whose transaction SQLite ended on its own (a
+            // COMMIT that failed with SQLITE_FULL or an I/O error rolls back
+            // automatically) still counts as in a transaction for sqlx, and
+            // every later BEGIN on it would fail: drop it for a fresh one.
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
