@@ -8,10 +8,12 @@ use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use std::path::Path;
 use tokio::time::Instant;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
+
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 use wasmgrid_proto::MAX_MESSAGE_BYTES;
@@ -142,10 +144,11 @@ pub(crate) struct BrokerClient {
     pub(crate) backoff: BackoffConfig,
 }
 
-/// The broker at `url`, with the agent's timeouts and keep-alives.
-pub(crate) fn endpoint(url: &str) -> Result<Endpoint, AgentError> {
-    Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|error| AgentError::Config(format!("invalid broker URL {url}: {error}")))?
+/// The broker at `url` (TLS for `https://`, trusting `ca_cert` besides the
+/// public roots), with the agent's timeouts and keep-alives.
+pub(crate) fn endpoint(url: &str, ca_cert: Option<&Path>) -> Result<Endpoint, AgentError> {
+    Ok(wasmgrid_proto::endpoint(url, ca_cert)
+        .map_err(|error| AgentError::Config(error.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT)
         .tcp_nodelay(true)
@@ -166,10 +169,14 @@ impl BrokerClient {
     /// reconnects after the broker went away.
     pub(crate) fn new(
         url: &str,
+        ca_cert: Option<&Path>,
         session: Session,
         backoff: BackoffConfig,
     ) -> Result<Self, AgentError> {
-        let grpc = grpc_client(endpoint(url)?.connect_lazy(), session.token.clone());
+        let grpc = grpc_client(
+            endpoint(url, ca_cert)?.connect_lazy(),
+            session.token.clone(),
+        );
         Ok(BrokerClient {
             grpc,
             session: Arc::new(session),

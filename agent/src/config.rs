@@ -27,9 +27,13 @@ pub const MIN_MEMORY_BYTES: u64 = 64 << 10;
 /// How the agent runs. Build with [`AgentConfig::new`] and change fields.
 #[derive(Clone)]
 pub struct AgentConfig {
-    /// The broker's URL, e.g. `http://127.0.0.1:7070` (a bare `host:port`
-    /// means `http://host:port`).
+    /// The broker's URL, e.g. `https://broker.example:7070` (a bare
+    /// `host:port` means `http://host:port`, for an `--insecure` broker).
     pub broker: String,
+    /// A CA certificate (PEM) to trust for the broker's TLS certificate,
+    /// besides the public roots: e.g. a `--dev-tls` broker's
+    /// `DATA_DIR/tls/ca.pem`.
+    pub ca_cert: Option<PathBuf>,
     /// Where the identity, the module cache, compiled modules and unsent
     /// results live. Survives restarts.
     pub state_dir: PathBuf,
@@ -44,6 +48,9 @@ pub struct AgentConfig {
     /// registers: the broker can keep replicas of a task off agents of one
     /// owner. Empty when not given.
     pub owner: String,
+    /// The broker's enrolment secret, sent when registering; empty when the
+    /// broker lets any machine join.
+    pub enrolment_secret: String,
     /// How long a stop waits for running tasks before releasing their leases.
     pub stop_timeout: Duration,
     /// Delays between retries when the broker is away.
@@ -59,11 +66,13 @@ impl fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgentConfig")
             .field("broker", &self.broker)
+            .field("ca_cert", &self.ca_cert)
             .field("state_dir", &self.state_dir)
             .field("memory_bytes", &self.memory_bytes)
             .field("slots", &self.slots)
             .field("name", &self.name)
             .field("owner", &self.owner)
+            .field("enrolment_secret", &"<hidden>")
             .field("stop_timeout", &self.stop_timeout)
             .field("backoff", &self.backoff)
             .field("offer_policy", &self.offer_policy)
@@ -79,11 +88,13 @@ impl AgentConfig {
     pub fn new(broker: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
         AgentConfig {
             broker: broker.into(),
+            ca_cert: None,
             state_dir: state_dir.into(),
             memory_bytes: DEFAULT_MEMORY_BYTES,
             slots: default_slots(),
             name: default_name(),
             owner: String::new(),
+            enrolment_secret: String::new(),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             backoff: BackoffConfig::default(),
             offer_policy: Arc::new(BestReturn),
@@ -128,14 +139,10 @@ pub(crate) fn broker_url(broker: &str) -> Result<String, AgentError> {
     } else {
         format!("http://{broker}")
     };
-    if url.starts_with("https://") {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(AgentError::Config(format!(
-            "{url}: TLS is not built into this agent yet; use http://"
-        )));
-    }
-    if !url.starts_with("http://") {
-        return Err(AgentError::Config(format!(
-            "{url}: the broker URL must start with http://"
+            "{url}: the broker URL must start with https:// (or http:// for a broker \
+             started with --insecure)"
         )));
     }
     Ok(url)
@@ -186,7 +193,10 @@ mod tests {
         );
         assert!(broker_url("").is_err());
         assert!(broker_url("ftp://host").is_err());
-        assert!(broker_url("https://host").is_err());
+        assert_eq!(
+            ok("https://broker.example:7070").as_deref(),
+            Some("https://broker.example:7070")
+        );
     }
 
     #[test]

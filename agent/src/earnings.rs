@@ -85,6 +85,7 @@ pub enum EarningsError {
 pub async fn fetch_earnings(
     state_dir: &Path,
     broker: Option<&str>,
+    ca_cert: Option<&Path>,
 ) -> Result<EarningsReport, EarningsError> {
     let identity = Identity::load(state_dir)
         .map_err(|source| EarningsError::Identity {
@@ -109,7 +110,7 @@ pub async fn fetch_earnings(
                 "the saved token is not a valid header value",
             ),
         })?;
-    let channel = endpoint(&url).map_err(url_error)?.connect_lazy();
+    let channel = endpoint(&url, ca_cert).map_err(url_error)?.connect_lazy();
     let answer = grpc_client(channel, token)
         .get_earnings(EarningsRequest {})
         .await;

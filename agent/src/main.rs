@@ -54,10 +54,16 @@ enum Command {
 /// Running the agent (no subcommand).
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// URL of the broker to work for, e.g. http://127.0.0.1:7070 (a bare
-    /// host:port means http://). The broker hands out tasks and pays for them.
+    /// URL of the broker to work for, e.g. https://broker.example:7070 (a
+    /// bare host:port means http://, for a broker started with --insecure).
+    /// The broker hands out tasks and pays for them.
     #[arg(long, env = "WASMGRID_BROKER", value_name = "URL", required = true)]
     broker: Option<String>,
+
+    /// A CA certificate (PEM) to trust for the broker's TLS certificate,
+    /// besides the public roots, e.g. a --dev-tls broker's DATA_DIR/tls/ca.pem.
+    #[arg(long, env = "WASMGRID_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
 
     /// Memory all running tasks may use together (e.g. 512MiB, 2GiB). Each
     /// task declares its memory cap; the agent only accepts tasks that fit in
@@ -88,6 +94,16 @@ struct RunArgs {
     #[arg(long, env = "WASMGRID_OWNER", value_name = "TEXT")]
     owner: Option<String>,
 
+    /// The secret a broker that enrols machines asks for, from its operator;
+    /// sent once, when the agent registers.
+    #[arg(
+        long,
+        env = "WASMGRID_ENROLMENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    enrolment_secret: Option<String>,
+
     /// Lowest pay accepted, in credits per unit of fuel: offers paying less
     /// are declined. 0 (the default) takes any rate.
     #[arg(long, default_value = "0", value_parser = parse_rate, value_name = "CREDITS")]
@@ -112,6 +128,10 @@ struct EarningsArgs {
     /// The broker to ask. Defaults to the one the agent registered with.
     #[arg(long, value_name = "URL")]
     broker: Option<String>,
+
+    /// A CA certificate (PEM) to trust for the broker's TLS certificate.
+    #[arg(long, env = "WASMGRID_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
 
     /// Print one JSON object instead of a table (amounts also in exact
     /// micro-credits).
@@ -171,6 +191,7 @@ fn state_dir_or_default(state_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 fn run(args: RunArgs) -> anyhow::Result<AgentSummary> {
     let broker = args.broker.context("--broker is required")?;
     let mut config = AgentConfig::new(broker, state_dir_or_default(args.state_dir)?);
+    config.ca_cert = args.ca_cert;
     config.memory_bytes = args.memory;
     config.slots = args.slots.unwrap_or_else(default_slots);
     config.name = args.name.unwrap_or_else(default_name);
@@ -178,6 +199,7 @@ fn run(args: RunArgs) -> anyhow::Result<AgentSummary> {
         .owner
         .map(|owner| owner.trim().to_owned())
         .unwrap_or_default();
+    config.enrolment_secret = args.enrolment_secret.unwrap_or_default();
     config.min_rate = args.min_rate;
     config.stop_timeout = args.stop_timeout;
 
@@ -210,6 +232,7 @@ fn earnings(args: EarningsArgs) -> anyhow::Result<()> {
     let report = runtime.block_on(wasmgrid_agent::fetch_earnings(
         &state_dir,
         args.broker.as_deref(),
+        args.ca_cert.as_deref(),
     ))?;
     if args.json {
         println!("{}", report.to_json());

@@ -75,6 +75,7 @@ fn register_request(config: &AgentConfig) -> RegisterRequest {
         slots: u32::try_from(config.slots).unwrap_or(u32::MAX),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         owner: config.owner.clone(),
+        enrolment_secret: config.enrolment_secret.clone(),
     }
 }
 

@@ -67,7 +67,12 @@ pub(crate) async fn run_agent(
     let runtime = Runtime::new(runtime_config(&config))?;
     let counters = Arc::new(Counters::default());
     let session = Session::new(&config, broker_url.clone());
-    let client = BrokerClient::new(&broker_url, session, config.backoff)?;
+    let client = BrokerClient::new(
+        &broker_url,
+        config.ca_cert.as_deref(),
+        session,
+        config.backoff,
+    )?;
     tracing::info!(
         broker = %broker_url,
         slots = config.slots,

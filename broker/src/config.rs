@@ -44,6 +44,15 @@ pub struct BrokerConfig {
     pub spot_check_rate: f64,
     /// What replicas of one task must not share.
     pub replica_separation: ReplicaSeparation,
+    /// An admin token to accept (stored hashed at start). Without one, a
+    /// broker whose store holds no admin token generates one into
+    /// `DATA_DIR/admin.token`: an admin can always reach a new broker, and
+    /// nobody else can.
+    pub admin_token: Option<String>,
+    /// The secret an agent must present to register. Without one, any
+    /// machine may join (volunteer computing is open by default); with one,
+    /// only machines its operator gave it to.
+    pub enrolment_secret: Option<String>,
 }
 
 /// What replicas of one task are kept apart by. An agent is always apart
@@ -90,6 +99,8 @@ impl BrokerConfig {
             trust_after: 10,
             spot_check_rate: 0.1,
             replica_separation: ReplicaSeparation::Agent,
+            admin_token: None,
+            enrolment_secret: None,
         }
     }
 }

@@ -11,16 +11,20 @@
 //! - `service`: the gRPC services (agent, issuer, admin).
 //! - `config`: [`BrokerConfig`]; `error`: [`BrokerError`] and its gRPC codes;
 //!   `ids`: ids, tokens, seeds and time.
+//! - `tls`: the TLS identity (the operator's, or a generated development CA).
+//! - `private_file`: secrets written for the broker's user only.
 
 pub mod config;
 pub mod core;
 pub mod error;
 pub mod ids;
 pub mod pricing;
+pub mod private_file;
 pub mod scheduler;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 pub use config::BrokerConfig;
 pub use core::Broker;

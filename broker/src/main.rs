@@ -7,12 +7,73 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use wasmgrid_broker::config::ReplicaSeparation;
+use wasmgrid_broker::core::access::ADMIN_TOKEN_FILE;
+use wasmgrid_broker::tls::TlsIdentity;
 use wasmgrid_broker::{ADDRESS_FILE, Broker, BrokerConfig};
 
 /// The wasmgrid broker: queues workloads' tasks, offers and leases them to
 /// volunteer agents, verifies and aggregates their results.
 #[derive(Debug, Parser)]
-#[command(name = "wasmgrid-broker", version, about)]
+#[command(
+    name = "wasmgrid-broker",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Create, list or revoke the API tokens of issuers and admins. Works on
+    /// the data dir directly, also while the broker runs.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The broker's data dir.
+    #[arg(
+        long,
+        env = "WASMGRID_DATA_DIR",
+        default_value = "wasmgrid-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    action: TokenAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (only now: the broker keeps its sha256).
+    Create {
+        /// The issuer the token acts for: it submits, follows, cancels and
+        /// pays for that issuer's workloads only.
+        #[arg(long, value_name = "NAME", required_unless_present = "admin")]
+        issuer: Option<String>,
+        /// An admin token instead: every workload, grants, agents.
+        #[arg(long, conflicts_with = "issuer")]
+        admin: bool,
+        /// A note shown by `token list` (who has it, what for).
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List tokens (their ids, never the tokens).
+    List,
+    /// Revoke a token: calls with it fail from now on.
+    Revoke {
+        /// The token's id as `token list` shows it (at least 8 hex digits).
+        id: String,
+    },
+}
+
+/// Serving (no subcommand).
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Address to listen on for gRPC (agents, issuers, admins). Port 0 picks
     /// a free port; the address is written to DATA_DIR/broker.addr.
@@ -49,6 +110,43 @@ struct Args {
     /// What replicas of one task must not share: agent, owner or address.
     #[arg(long, default_value = "agent")]
     replica_separation: ReplicaSeparation,
+    /// The broker's TLS certificate chain (PEM), with --tls-key.
+    #[arg(long, env = "WASMGRID_TLS_CERT", requires = "tls_key", conflicts_with_all = ["dev_tls", "insecure"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "WASMGRID_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// TLS with a development CA generated in DATA_DIR/tls/ (kept across
+    /// restarts); clients trust it with --ca-cert DATA_DIR/tls/ca.pem. The
+    /// certificate is valid for localhost, 127.0.0.1, ::1 and --tls-name.
+    #[arg(long, conflicts_with = "insecure")]
+    dev_tls: bool,
+    /// More names (host names or addresses) for the --dev-tls certificate.
+    #[arg(long = "tls-name", value_name = "NAME", requires = "dev_tls")]
+    tls_names: Vec<String>,
+    /// Plain-text gRPC, without TLS: tokens and results cross the network in
+    /// clear. Only for a trusted network or tests.
+    #[arg(long)]
+    insecure: bool,
+    /// An admin token to accept (at least 16 characters; kept hashed).
+    /// Without it, a broker whose store has no admin token yet generates
+    /// one into DATA_DIR/admin.token at its first start.
+    #[arg(
+        long,
+        env = "WASMGRID_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+    /// A secret agents must present to register (their --enrolment-secret).
+    /// Without it any machine may join.
+    #[arg(
+        long,
+        env = "WASMGRID_ENROLMENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    enrolment_secret: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = "WASMGRID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -80,7 +178,73 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(token)) => manage_tokens(token).await,
+        None => serve(cli.serve).await,
+    }
+}
+
+/// `wasmgrid-broker token …`.
+async fn manage_tokens(args: TokenArgs) -> anyhow::Result<()> {
+    use wasmgrid_broker::core::access::create_token;
+    use wasmgrid_broker::store::Store;
+    use wasmgrid_broker::store::api_tokens::{self, TokenRole};
+
+    let store = Store::open(&args.data_dir)
+        .await
+        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+    match args.action {
+        TokenAction::Create {
+            issuer,
+            admin,
+            label,
+        } => {
+            let role = match issuer {
+                Some(issuer) if !admin => TokenRole::Issuer(issuer),
+                _ => TokenRole::Admin,
+            };
+            let token = create_token(&store, &role, &label).await?;
+            println!("{token}");
+            eprintln!(
+                "this is the only time the token is shown: give it to its holder \
+                 (wasmgrid --token or WASMGRID_TOKEN)"
+            );
+        }
+        TokenAction::List => {
+            let mut conn = store.conn().await?;
+            println!(
+                "{:<14} {:<8} {:<24} {:<10} LABEL",
+                "ID", "ROLE", "ISSUER", "STATE"
+            );
+            for row in api_tokens::list(&mut conn).await? {
+                let (role, issuer) = match &row.role {
+                    TokenRole::Issuer(issuer) => ("issuer", issuer.as_str()),
+                    TokenRole::Admin => ("admin", "-"),
+                };
+                let state = if row.revoked_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<14} {role:<8} {issuer:<24} {state:<10} {}",
+                    &row.token_sha256[..12],
+                    row.label
+                );
+            }
+        }
+        TokenAction::Revoke { id } => {
+            let mut tx = store.write().await?;
+            let row = api_tokens::revoke(&mut tx, &id, wasmgrid_broker::ids::now_ms()).await?;
+            tx.commit().await?;
+            println!("revoked {}", &row.token_sha256[..12]);
+        }
+    }
+    Ok(())
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     init_logging(&args.log_format);
     let mut config = BrokerConfig::new(args.data_dir.clone());
     config.lease_timeout = args.lease_timeout;
@@ -91,7 +255,33 @@ async fn main() -> anyhow::Result<()> {
     config.trust_after = args.trust_after;
     config.spot_check_rate = args.spot_check_rate;
     config.replica_separation = args.replica_separation;
+    config.admin_token = args.admin_token.clone();
+    config.enrolment_secret = args.enrolment_secret.clone().filter(|s| !s.is_empty());
 
+    let tls = match (&args.tls_cert, &args.tls_key, args.dev_tls, args.insecure) {
+        (Some(cert), Some(key), _, _) => Some(
+            TlsIdentity::from_files(cert, key)
+                .context("cannot load the TLS identity")?
+                .server_config(),
+        ),
+        (_, _, true, _) => {
+            let (identity, ca) = TlsIdentity::development(&args.data_dir, &args.tls_names)
+                .context("cannot set up development TLS")?;
+            println!("development TLS: clients trust {}", ca.display());
+            Some(identity.server_config())
+        }
+        (_, _, false, true) => {
+            tracing::warn!(
+                "serving plain-text gRPC (--insecure): tokens and results cross the network in clear"
+            );
+            None
+        }
+        _ => anyhow::bail!(
+            "choose how clients connect: --tls-cert FILE --tls-key FILE, --dev-tls (a \
+             generated development CA), or --insecure (plain text, trusted networks only)"
+        ),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -99,10 +289,14 @@ async fn main() -> anyhow::Result<()> {
     let broker = Broker::start(config)
         .await
         .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+    let admin_token_file = args.data_dir.join(ADMIN_TOKEN_FILE);
+    if args.admin_token.is_none() && admin_token_file.exists() {
+        println!("admin token: {}", admin_token_file.display());
+    }
     write_address(&args.data_dir, address)?;
-    println!("wasmgrid-broker listening on http://{address}");
+    println!("wasmgrid-broker listening on {scheme}://{address}");
     tracing::info!(%address, data_dir = %args.data_dir.display(), "broker ready");
-    wasmgrid_broker::serve(listener, broker, shutdown_signal()).await?;
+    wasmgrid_broker::serve(listener, broker, tls, shutdown_signal()).await?;
     tracing::info!("broker stopped");
     Ok(())
 }

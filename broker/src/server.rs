@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 use wasmgrid_proto::MAX_MESSAGE_BYTES;
 use wasmgrid_proto::v1::admin_service_server::AdminServiceServer;
 use wasmgrid_proto::v1::agent_service_server::AgentServiceServer;
@@ -17,10 +17,12 @@ use crate::core::Broker;
 use crate::error::BrokerResult;
 use crate::service::{AdminApi, AgentApi, IssuerApi};
 
-/// Serves `broker` on `listener` until `shutdown` resolves.
+/// Serves `broker` on `listener` until `shutdown` resolves; over TLS with
+/// `tls`, in plain text without.
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
+    tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> BrokerResult<()> {
     let expiry = tokio::spawn(expire_leases(Arc::clone(&broker)));
@@ -40,7 +42,11 @@ pub async fn serve(
         stop_streams.begin_shutdown();
         let _ = stopping.send(());
     };
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .add_service(agent)
         .add_service(issuer)
         .add_service(admin)

@@ -8,11 +8,14 @@ use wasmgrid_proto::submission::Workload;
 use wasmgrid_proto::v1;
 use wasmgrid_proto::v1::issuer_service_client::IssuerServiceClient;
 
+const ADMIN_TOKEN: &str = "broker-binary-test-admin-token";
+
 fn broker(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmgrid-broker"));
     command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["--insecure", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(["--admin-token", ADMIN_TOKEN])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -107,7 +110,13 @@ async fn sigterm_stops_the_broker_even_with_a_progress_stream_open() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = broker(dir.path()).spawn().expect("starts");
     let url = format!("http://{}", address(dir.path(), &mut child));
-    let mut client = IssuerServiceClient::connect(url).await.expect("connects");
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let bearer = wasmgrid_proto::Bearer::new(ADMIN_TOKEN).expect("token");
+    let mut client = IssuerServiceClient::with_interceptor(channel, bearer);
     let workload_id = client
         .submit_workload(tokio_stream::iter(submission(&noop_task())))
         .await

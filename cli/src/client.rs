@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
-use wasmgrid_proto::MAX_MESSAGE_BYTES;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 use wasmgrid_proto::v1::admin_service_client::AdminServiceClient;
 use wasmgrid_proto::v1::issuer_service_client::IssuerServiceClient;
+use wasmgrid_proto::{Bearer, MAX_MESSAGE_BYTES};
 
 /// Where a broker started with its defaults listens.
 pub const DEFAULT_BROKER_URL: &str = "http://127.0.0.1:7070";
@@ -29,7 +30,8 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// `--broker`, shared by every command that talks to a broker.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerArgs {
-    /// URL of the broker's gRPC endpoint; `host:port` means `http://host:port`.
+    /// URL of the broker's gRPC endpoint: https:// for TLS; `host:port`
+    /// means `http://host:port` (a broker started with --insecure).
     #[arg(
         long = "broker",
         env = "WASMGRID_BROKER",
@@ -37,6 +39,40 @@ pub struct BrokerArgs {
         value_name = "URL"
     )]
     pub url: String,
+    /// A CA certificate (PEM) to trust for the broker's TLS certificate,
+    /// besides the public roots, e.g. a --dev-tls broker's DATA_DIR/tls/ca.pem.
+    #[arg(long = "ca-cert", env = "WASMGRID_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Your API token: an issuer's (from the broker's admin: `wasmgrid-broker
+    /// token create --issuer NAME`) or an admin's (e.g. the broker's
+    /// DATA_DIR/admin.token).
+    #[arg(
+        long = "token",
+        env = "WASMGRID_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// A file holding the token (read at start; a trailing newline is fine).
+    #[arg(
+        long = "token-file",
+        env = "WASMGRID_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "token"
+    )]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl BrokerArgs {
+    /// The token given by `--token` or read from `--token-file`, if any.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(path) = &self.token_file {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?;
+            return Ok(Some(token.trim().to_owned()));
+        }
+        Ok(self.token.clone())
+    }
 }
 
 /// An open connection to one broker, with a client per service.
@@ -44,26 +80,38 @@ pub struct BrokerArgs {
 pub struct Broker {
     url: String,
     /// Submit, follow and fetch workloads.
-    pub issuer: IssuerServiceClient<Channel>,
+    pub issuer: IssuerClient,
     /// The operator's lists of agents and workloads.
-    pub admin: AdminServiceClient<Channel>,
+    pub admin: AdminClient,
 }
+
+/// The issuer service, with the token on every call.
+pub type IssuerClient = IssuerServiceClient<InterceptedService<Channel, Bearer>>;
+/// The admin service, with the token on every call.
+pub type AdminClient = AdminServiceClient<InterceptedService<Channel, Bearer>>;
 
 impl Broker {
     /// Connects now, so an unreachable broker is reported before any work.
     pub async fn connect(args: &BrokerArgs) -> anyhow::Result<Broker> {
-        Broker::connect_url(&args.url).await
+        Broker::connect_url(&args.url, args.ca_cert.as_deref(), args.token()?.as_deref()).await
     }
 
     /// Like [`Broker::connect`], for a URL that does not come from a flag.
-    pub async fn connect_url(url: &str) -> anyhow::Result<Broker> {
+    pub async fn connect_url(
+        url: &str,
+        ca_cert: Option<&std::path::Path>,
+        token: Option<&str>,
+    ) -> anyhow::Result<Broker> {
+        let bearer = match token {
+            Some(token) => Bearer::new(token)?,
+            None => Bearer::none(),
+        };
         let url = if url.contains("://") {
             url.to_owned()
         } else {
             format!("http://{url}")
         };
-        let endpoint = Endpoint::from_shared(url.clone())
-            .with_context(|| format!("invalid broker URL '{url}'"))?
+        let endpoint = wasmgrid_proto::endpoint(&url, ca_cert)?
             .connect_timeout(CONNECT_TIMEOUT)
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_INTERVAL)
@@ -73,10 +121,10 @@ impl Broker {
             .await
             .map_err(|error| anyhow!("cannot reach the broker at {url}: {}", causes(&error)))?;
         Ok(Broker {
-            issuer: IssuerServiceClient::new(channel.clone())
+            issuer: IssuerServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            admin: AdminServiceClient::new(channel)
+            admin: AdminServiceClient::with_interceptor(channel, bearer)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             url,

@@ -1,43 +1,44 @@
-//! Who the issuer is: `--issuer` (or `$WASMGRID_ISSUER`), shared by
-//! `submit`, `balance` and `ledger`, and the default when neither is given.
+//! Which issuer a command acts for: `--issuer` (or `$WASMGRID_ISSUER`),
+//! shared by `submit`, `balance` and `ledger`. An issuer's token acts for
+//! its own issuer, so the flag is only needed with an admin's token.
 
 use clap::Args;
 
 /// `--issuer`, for commands that act on an issuer's own account.
 #[derive(Debug, Clone, Args)]
 pub struct IssuerArgs {
-    /// Who submits and pays; defaults to $USER, or "default".
+    /// The issuer to act for. An issuer's token acts for its own issuer
+    /// (the default); an admin's token must name one.
     #[arg(long, env = "WASMGRID_ISSUER", value_name = "NAME")]
     pub issuer: Option<String>,
 }
 
 impl IssuerArgs {
-    /// The issuer named on the command line, else [`default_issuer`].
-    pub fn name(&self) -> String {
-        self.issuer
-            .clone()
-            .filter(|issuer| !issuer.is_empty())
-            .unwrap_or_else(default_issuer)
+    /// The issuer named on the command line, or "" to let the broker take
+    /// the token's own issuer.
+    pub fn requested(&self) -> String {
+        self.issuer.clone().unwrap_or_default()
     }
-
-    /// Whether an issuer was named (flag or environment), as opposed to the
-    /// default.
-    pub fn is_given(&self) -> bool {
-        self.issuer
-            .as_ref()
-            .is_some_and(|issuer| !issuer.is_empty())
-    }
-}
-
-/// `$USER`, or `default` when it is unset or empty.
-pub fn default_issuer() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|user| !user.is_empty())
-        .unwrap_or_else(|| "default".to_owned())
 }
 
 /// The ledger account of an issuer, e.g. `issuer:alice`.
 pub fn issuer_account(issuer: &str) -> String {
     format!("issuer:{issuer}")
+}
+
+/// The issuer of an account `issuer:NAME` (the account itself otherwise).
+pub fn issuer_of_account(account: &str) -> &str {
+    account.strip_prefix("issuer:").unwrap_or(account)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_name_their_issuer() {
+        assert_eq!(issuer_account("alice"), "issuer:alice");
+        assert_eq!(issuer_of_account("issuer:alice"), "alice");
+        assert_eq!(issuer_of_account("broker"), "broker");
+    }
 }

@@ -34,10 +34,16 @@ pub async fn submit(
 fn refused(issuer: &str, message: &str) -> anyhow::Error {
     let lower = message.to_lowercase();
     if lower.contains("credit") || lower.contains("balance") || lower.contains("escrow") {
+        // Without --issuer, the token said who pays; the broker named it.
+        let (flag, name) = if issuer.is_empty() {
+            (String::new(), "YOUR_ISSUER")
+        } else {
+            (format!(" --issuer {issuer}"), issuer)
+        };
         anyhow!(
             "the broker refused the workload: {message}\n  \
-             see the balance with `wasmgrid balance --issuer {issuer}`; \
-             an admin adds credits with `wasmgrid grant --issuer {issuer} AMOUNT`"
+             see the balance with `wasmgrid balance{flag}`; \
+             an admin adds credits with `wasmgrid grant --issuer {name} AMOUNT`"
         )
     } else {
         anyhow!("the broker refused the workload: {message}")

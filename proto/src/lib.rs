@@ -7,15 +7,21 @@
 //! - `limits`: message size limits and their reasons.
 //! - `convert`: `Limits`, `Usage`, `Status` to and from the wire.
 //! - [`submission`]: a workload as its `SubmitWorkload` request stream.
+//! - [`endpoint`](mod@endpoint): reaching a broker, over TLS or not.
+//! - [`bearer`]: sending an API token with every call.
 
+pub mod bearer;
 mod convert;
+pub mod endpoint;
 mod limits;
 pub mod submission;
 
+pub use bearer::Bearer;
 pub use convert::{
     ConversionError, limits_from_wire, limits_to_wire, status_from_wire, status_to_wire,
     usage_from_wire, usage_to_wire,
 };
+pub use endpoint::{EndpointError, endpoint};
 pub use limits::{MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, MODULE_CHUNK_BYTES};
 
 /// The `wasmgrid.v1` package.

@@ -29,6 +29,7 @@
 //! - `engine`: wasmtime engines per stack class and the epoch ticker.
 //! - `module_cache`: compile once, in memory; `artifact_dir`: on disk.
 //! - `command_shape`: what makes a module a runnable task.
+//! - `declared_sizes`: initial memory and table sizes, read before compiling.
 //! - `executor`: the task threads, with stacks big enough for wasm.
 //! - `sandbox`: one run in a fresh store, and how it ended.
 //! - `limiter`: the memory and table cap.
@@ -38,6 +39,7 @@
 mod artifact_dir;
 mod command_shape;
 mod config;
+mod declared_sizes;
 mod engine;
 mod error;
 mod executor;

@@ -10,7 +10,9 @@ use wasmtime::{InstancePre, Module};
 
 use crate::artifact_dir::ArtifactDir;
 use crate::command_shape;
+use crate::declared_sizes;
 use crate::engine::EngineClass;
+use crate::limiter::MAX_TABLE_ELEMENTS;
 use crate::module_hash::{ModuleHash, TaskModule};
 use crate::wasi::TaskState;
 
@@ -75,6 +77,17 @@ impl ModuleCache {
     }
 
     fn prepare(&self, class: &EngineClass, module: &TaskModule) -> Preparation {
+        // Before compiling: whether the pooling allocator would refuse such
+        // a table depends on the machine; this refusal does not.
+        let declared = declared_sizes::of_valid_module(&class.engine, module.bytes());
+        if let Some(declared) = declared
+            && declared.min_table_elements > MAX_TABLE_ELEMENTS as u64
+        {
+            return Err(format!(
+                "module declares a table of {} elements; tables are capped at {MAX_TABLE_ELEMENTS}",
+                declared.min_table_elements
+            ));
+        }
         let compiled = self.compile(class, module)?;
         command_shape::check(module.bytes(), &compiled)?;
         let instance_pre = class

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::artifact_dir::ArtifactDir;
-use crate::engine::Engines;
+use crate::declared_sizes;
+use crate::engine::{EngineClass, Engines};
 use crate::executor::Executor;
 use crate::limits::{MAX_STACK_BYTES, MIN_STACK_BYTES};
 use crate::module_cache::ModuleCache;
@@ -110,11 +111,15 @@ impl Runtime {
         let inner = Arc::clone(&self.inner);
         let module = module.clone();
         let stack = limits.stack_class();
+        let limits = limits.clone();
         self.inner.executor.submit(move || {
-            let result = inner
-                .engines
-                .class(stack)
-                .map(|class| inner.modules.get(&class, &module).map(|_| ()));
+            let result = inner.engines.class(stack).map(|class| {
+                if initial_memory_above_cap(&class, &module, &limits) {
+                    // Runnable: its runs end in `MemoryLimit`, as `run` says.
+                    return Ok(());
+                }
+                inner.modules.get(&class, &module).map(|_| ())
+            });
             let _ = done.send(result);
         })?;
         match prepared.await.map_err(|_| RuntimeError::TaskPanicked)?? {
@@ -173,6 +178,16 @@ impl Runtime {
     }
 }
 
+/// Whether a valid `module` declares more initial memory than `limits`
+/// allow. Such a run ends as the growth past the cap would, in
+/// `MemoryLimit`, without compiling: whether compiling it succeeds depends
+/// on this machine's memory slots (the pooling allocator's are sized by the
+/// runtime's largest memory), and the status must not.
+fn initial_memory_above_cap(class: &EngineClass, module: &TaskModule, limits: &Limits) -> bool {
+    declared_sizes::of_valid_module(&class.engine, module.bytes())
+        .is_some_and(|declared| declared.min_memory_bytes > limits.memory_bytes)
+}
+
 impl Inner {
     /// Runs on a task thread.
     fn execute(
@@ -183,6 +198,17 @@ impl Inner {
         seed: u64,
     ) -> Result<Outcome, RuntimeError> {
         let class = self.engines.class(limits.stack_class())?;
+        if initial_memory_above_cap(&class, module, limits) {
+            return Ok(Outcome {
+                status: Status::MemoryLimit,
+                output: Vec::new(),
+                stderr: Vec::new(),
+                usage: Usage {
+                    metering_version: METERING_VERSION,
+                    ..Usage::default()
+                },
+            });
+        }
         match self.modules.get(&class, module) {
             Ok(prepared) => Ok(sandbox::run(
                 &class,

@@ -1,10 +1,12 @@
 //! The workspace's binaries. `cargo test --workspace` builds them (each of
-//! their packages has integration tests), with the same features as the
-//! tests. So that `cargo test -p wasmgrid-tests` alone also runs against
+//! their packages has integration tests), with the features of a test
+//! build. So that `cargo test -p wasmgrid-tests` alone also runs against
 //! current binaries, the first test that needs one runs `cargo test
-//! --workspace --no-run`: a no-op after `cargo test --workspace`, and the
-//! same feature set, so nothing (wasmtime above all) is built twice. Cargo
-//! holds no lock while tests run.
+//! --workspace --no-run`: a no-op after `cargo test --workspace`, with the
+//! same features, so nothing (wasmtime above all) is built twice and no
+//! binary is relinked under a running test. (`cargo build -p …` resolves
+//! features without the dev-dependencies and rebuilds part of the tree.)
+//! Cargo holds no lock while tests run.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -29,16 +31,14 @@ fn ensure_built() -> &'static Result<(), String> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = Command::new(cargo);
         command
-            .args(["build", "--quiet", "--manifest-path"])
-            .arg(&manifest)
             .args([
-                "-p",
-                "wasmgrid-broker",
-                "-p",
-                "wasmgrid-agent",
-                "-p",
-                "wasmgrid",
-            ]);
+                "test",
+                "--workspace",
+                "--no-run",
+                "--quiet",
+                "--manifest-path",
+            ])
+            .arg(&manifest);
         if release {
             command.arg("--release");
         }

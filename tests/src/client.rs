@@ -21,16 +21,45 @@ async fn channel(url: &str) -> Channel {
         .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
 }
 
-/// An issuer client.
-pub async fn issuer(url: &str) -> IssuerServiceClient<Channel> {
-    IssuerServiceClient::new(channel(url).await)
+/// The admin token every test broker accepts (`BrokerProcess` passes it
+/// as `--admin-token`): tests act as the admin unless they test access.
+pub const TEST_ADMIN_TOKEN: &str = "wasmgrid-test-admin-token";
+
+/// The issuer service with a token on every call.
+pub type IssuerClient = IssuerServiceClient<InterceptedService<Channel, wasmgrid_proto::Bearer>>;
+/// The admin service with a token on every call.
+pub type AdminClient = AdminServiceClient<InterceptedService<Channel, wasmgrid_proto::Bearer>>;
+
+fn bearer(token: &str) -> wasmgrid_proto::Bearer {
+    wasmgrid_proto::Bearer::new(token).expect("a token is a header value")
+}
+
+/// An issuer client, as the admin (it acts for the issuer a request names).
+pub async fn issuer(url: &str) -> IssuerClient {
+    issuer_with_token(url, TEST_ADMIN_TOKEN).await
+}
+
+/// An issuer client speaking with `token`.
+pub async fn issuer_with_token(url: &str, token: &str) -> IssuerClient {
+    issuer_on(channel(url).await, token)
+}
+
+/// An issuer client on an open channel, speaking with `token`.
+pub fn issuer_on(channel: Channel, token: &str) -> IssuerClient {
+    IssuerServiceClient::with_interceptor(channel, bearer(token))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// An admin client.
-pub async fn admin(url: &str) -> AdminServiceClient<Channel> {
-    AdminServiceClient::new(channel(url).await)
+pub async fn admin(url: &str) -> AdminClient {
+    admin_with_token(url, TEST_ADMIN_TOKEN).await
+}
+
+/// An admin client speaking with `token`.
+pub async fn admin_with_token(url: &str, token: &str) -> AdminClient {
+    AdminServiceClient::with_interceptor(channel(url).await, bearer(token))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// Adds `authorization: Bearer <token>` to every call.
@@ -127,10 +156,7 @@ impl Submission {
     }
 
     /// Submits; returns the workload id.
-    pub async fn submit(
-        &self,
-        client: &mut IssuerServiceClient<Channel>,
-    ) -> Result<String, Status> {
+    pub async fn submit(&self, client: &mut IssuerClient) -> Result<String, Status> {
         let response = client
             .submit_workload(tokio_stream::iter(self.messages()))
             .await?;
@@ -140,7 +166,7 @@ impl Submission {
 
 /// Polls the status until the workload is no longer running.
 pub async fn wait_until_final(
-    client: &mut IssuerServiceClient<Channel>,
+    client: &mut IssuerClient,
     workload_id: &str,
     timeout: Duration,
 ) -> v1::WorkloadStatus {
@@ -166,7 +192,7 @@ pub async fn wait_until_final(
 
 /// Every task result and the end result of a finished workload.
 pub async fn results(
-    client: &mut IssuerServiceClient<Channel>,
+    client: &mut IssuerClient,
     workload_id: &str,
 ) -> Result<(Vec<v1::TaskResult>, v1::EndResult), Status> {
     let mut stream = client

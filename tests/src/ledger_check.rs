@@ -35,13 +35,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use tonic::transport::Channel;
-use wasmgrid_proto::MAX_MESSAGE_BYTES;
 use wasmgrid_proto::v1;
-use wasmgrid_proto::v1::admin_service_client::AdminServiceClient;
-use wasmgrid_proto::v1::issuer_service_client::IssuerServiceClient;
 
-use crate::client::{Submission, admin};
+use crate::client::{AdminClient, IssuerClient, Submission, admin};
 
 /// The broker's default fee: 5 %.
 pub const DEFAULT_FEE_BASIS_POINTS: i64 = 500;
@@ -195,21 +191,15 @@ pub async fn assert_ledger_consistent_with_fee(url: &str, fee_basis_points: i64)
 /// The two services the check reads, over one connection.
 #[derive(Clone, Debug)]
 struct Clients {
-    issuer: IssuerServiceClient<Channel>,
-    admin: AdminServiceClient<Channel>,
+    issuer: IssuerClient,
+    admin: AdminClient,
 }
 
 impl Clients {
     async fn connect(url: &str) -> Clients {
-        let channel = Channel::from_shared(url.to_owned())
-            .expect("url")
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
         Clients {
-            issuer: IssuerServiceClient::new(channel.clone())
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            admin: AdminServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            issuer: crate::client::issuer(url).await,
+            admin: crate::client::admin(url).await,
         }
     }
 

@@ -20,7 +20,10 @@ pub mod ledger_check;
 pub mod processes;
 pub mod scripted_agent;
 
-pub use client::{Submission, admin, agent_client, issuer, results, wait_until_final};
+pub use client::{
+    AdminClient, IssuerClient, Submission, TEST_ADMIN_TOKEN, admin, admin_with_token, agent_client,
+    issuer, issuer_on, issuer_with_token, results, wait_until_final,
+};
 pub use eventually::eventually;
 pub use processes::{AgentProcess, BrokerProcess};
 pub use scripted_agent::{Behaviour, Reported, RunningAgent, ScriptedAgent};

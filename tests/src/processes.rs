@@ -41,6 +41,13 @@ pub fn log_tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
+/// True when the broker's extra arguments choose TLS.
+fn uses_tls(extra: &[String]) -> bool {
+    extra
+        .iter()
+        .any(|arg| arg == "--dev-tls" || arg == "--tls-cert")
+}
+
 /// A running `wasmgrid-broker`.
 #[derive(Debug)]
 pub struct BrokerProcess {
@@ -73,6 +80,14 @@ impl BrokerProcess {
             data_dir.display().to_string(),
         ];
         args.extend(extra.iter().cloned());
+        if !uses_tls(&extra) {
+            // Tests speak plain gRPC unless they test TLS.
+            args.push("--insecure".to_owned());
+        }
+        if !extra.iter().any(|arg| arg == "--admin-token") {
+            args.push("--admin-token".to_owned());
+            args.push(crate::client::TEST_ADMIN_TOKEN.to_owned());
+        }
         let mut child = spawn(&binary("wasmgrid-broker"), &args, &log);
         let started = Instant::now();
         let addr = loop {
@@ -105,7 +120,17 @@ impl BrokerProcess {
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if uses_tls(&self.extra) {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The development CA of a broker started with `--dev-tls`.
+    pub fn dev_ca(&self) -> PathBuf {
+        self.data_dir.join("tls").join("ca.pem")
     }
 
     /// SIGKILL, as a crash would.
@@ -113,6 +138,21 @@ impl BrokerProcess {
         if let Some(mut child) = self.child.take() {
             signal(&child, Signal::SIGKILL);
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is
+    /// answered, as a hung host would.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            signal(child, Signal::SIGSTOP);
+        }
+    }
+
+    /// Lets a frozen broker go on (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(child) = &self.child {
+            signal(child, Signal::SIGCONT);
         }
     }
 
@@ -200,6 +240,13 @@ impl AgentProcess {
             signal(&child, Signal::SIGKILL);
             let _ = child.wait();
         }
+    }
+
+    /// Whether the process is still running (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// Freezes the process (SIGSTOP), as a machine that hangs would.

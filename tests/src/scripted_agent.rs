@@ -119,6 +119,7 @@ impl ScriptedAgent {
                 slots: 1,
                 version: "scripted".to_owned(),
                 owner: owner.to_owned(),
+                enrolment_secret: String::new(),
             })
             .await
             .unwrap_or_else(|status| panic!("scripted agent {name}: Register failed: {status}"))

@@ -204,6 +204,7 @@ async fn register(url: &str, name: &str) -> String {
             slots: 1,
             version: "test".into(),
             owner: String::new(),
+            enrolment_secret: String::new(),
         })
         .await
         .expect("register")
@@ -296,7 +297,7 @@ async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
         .remove(0);
     assert_eq!(lease.input, b"input 0");
 
-    // Mallory cannot report, extend, release it, nor fetch its module.
+    // Mallory cannot report, extend or release it, nor fetch its module.
     let error = mallory
         .report_result(ok_report(&lease.lease_id, b"forged"))
         .await
@@ -313,6 +314,14 @@ async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
     let error = mallory
         .fetch_module(v1::FetchModuleRequest {
             sha256: lease.module_sha256.clone(),
+        })
+        .await
+        .expect_err("not hers");
+    assert_eq!(error.code(), Code::PermissionDenied);
+    let error = mallory
+        .release_lease(v1::ReleaseLeaseRequest {
+            lease_id: lease.lease_id.clone(),
+            reason: "not mine to give".into(),
         })
         .await
         .expect_err("not hers");

@@ -134,7 +134,7 @@ async fn a_full_then_read_only_disk_refuses_new_work_and_loses_nothing() {
     broker.kill9();
     disk.remount("ro");
     let refused = Command::new(binary("wasmgrid-broker"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["--insecure", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&disk.path)
         .output()
         .expect("broker runs");

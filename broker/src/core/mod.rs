@@ -13,7 +13,9 @@
 //! - `agents`: registration, token checks, replica groups and speeds.
 //! - `billing`: escrow, pay and close-out postings inside state changes.
 //! - `accounts`: grants, balances, statements and earnings.
+//! - `access`: issuers' and admins' tokens, the enrolment secret, ownership.
 
+pub mod access;
 mod accounts;
 mod agents;
 mod aggregate;
@@ -31,6 +33,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use tokio::sync::{Mutex, watch};
 use wasmgrid_runtime::{Runtime, RuntimeConfig};
 
+pub use self::access::Caller;
 pub use self::accounts::{AgentEarnings, LedgerTotals};
 pub use self::report::IncomingReport;
 pub use self::submit::{NewWorkload, parse_sha256};
@@ -85,6 +88,15 @@ impl Broker {
             stopping: watch::channel(false).0,
             _data_dir_lock: data_dir_lock,
         });
+        if let Some(path) = access::bootstrap_admin(
+            &broker.store,
+            &broker.config.data_dir,
+            broker.config.admin_token.as_deref(),
+        )
+        .await?
+        {
+            tracing::info!(path = %path.display(), "admin token generated");
+        }
         broker.recover().await?;
         Ok(broker)
     }

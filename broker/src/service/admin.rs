@@ -1,4 +1,5 @@
-//! `AdminService`: the operator's lists of agents and workloads.
+//! `AdminService`: the operator's lists of agents, workloads and accounts,
+//! and grants of credits; every call needs an admin token.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use wasmgrid_proto::v1;
 use wasmgrid_proto::v1::admin_service_server::AdminService;
 
 use crate::core::Broker;
+use crate::service::caller::caller;
 use crate::service::convert::{ledger_entry, workload_status};
 use crate::store::{agents, workloads};
 
@@ -20,14 +22,19 @@ impl AdminApi {
     pub fn new(broker: Arc<Broker>) -> Self {
         AdminApi { broker }
     }
+
+    async fn require_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        Ok(caller(&self.broker, request).await?.require_admin()?)
+    }
 }
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn list_agents(
         &self,
-        _: Request<v1::ListAgentsRequest>,
+        request: Request<v1::ListAgentsRequest>,
     ) -> Result<Response<v1::ListAgentsResponse>, Status> {
+        self.require_admin(&request).await?;
         let mut conn = self.broker.store().conn().await?;
         let agents = agents::list_with_stats(&mut conn)
             .await?
@@ -66,8 +73,9 @@ impl AdminService for AdminApi {
 
     async fn list_workloads(
         &self,
-        _: Request<v1::ListWorkloadsRequest>,
+        request: Request<v1::ListWorkloadsRequest>,
     ) -> Result<Response<v1::ListWorkloadsResponse>, Status> {
+        self.require_admin(&request).await?;
         let mut conn = self.broker.store().conn().await?;
         let mut statuses = Vec::new();
         for workload in workloads::list(&mut conn, false).await? {
@@ -82,6 +90,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::GrantCreditsRequest>,
     ) -> Result<Response<v1::GrantCreditsResponse>, Status> {
+        self.require_admin(&request).await?;
         let r = request.into_inner();
         let (balance, entry) = self
             .broker
@@ -95,8 +104,9 @@ impl AdminService for AdminApi {
 
     async fn list_accounts(
         &self,
-        _: Request<v1::ListAccountsRequest>,
+        request: Request<v1::ListAccountsRequest>,
     ) -> Result<Response<v1::ListAccountsResponse>, Status> {
+        self.require_admin(&request).await?;
         let totals = self.broker.ledger_totals().await?;
         Ok(Response::new(v1::ListAccountsResponse {
             accounts: totals

@@ -12,6 +12,7 @@ use wasmgrid_proto::{MODULE_CHUNK_BYTES, limits_to_wire, status_from_wire, usage
 
 use crate::core::parse_sha256;
 use crate::core::{Broker, IncomingReport};
+use crate::service::caller::bearer_token;
 use crate::service::convert::ledger_entry;
 use crate::store::agents::AgentRow;
 use crate::store::{leases, modules};
@@ -31,17 +32,8 @@ impl AgentApi {
     }
 
     async fn agent<T>(&self, request: &Request<T>) -> Result<String, Status> {
-        let header = request.metadata().get("authorization").ok_or_else(|| {
-            Status::unauthenticated("missing authorization: Bearer <agent token>")
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                Status::unauthenticated("authorization must be `Bearer <agent token>`")
-            })?;
-        Ok(self.broker.authenticate(token.trim()).await?)
+        let token = bearer_token(request, "agent token")?;
+        Ok(self.broker.authenticate(token).await?)
     }
 }
 
@@ -58,6 +50,7 @@ impl AgentService for AgentApi {
     ) -> Result<Response<v1::RegisterResponse>, Status> {
         let address = request.remote_addr();
         let r = request.into_inner();
+        self.broker.check_enrolment(&r.enrolment_secret)?;
         let agent = AgentRow {
             id: String::new(),
             name: r.name,

@@ -14,6 +14,7 @@ use wasmgrid_runtime::{METERING_VERSION, Usage};
 
 use crate::core::Broker;
 use crate::error::BrokerResult;
+use crate::service::caller::caller;
 use crate::service::convert::ledger_entry;
 use crate::service::convert::{workload_state, workload_status};
 use crate::service::submit_stream;
@@ -43,6 +44,15 @@ impl IssuerApi {
         let workload = workloads::require(&mut conn, workload_id).await?;
         workload_status(&mut conn, &workload).await
     }
+
+    /// The caller, when it may see and act on `workload_id`: the issuer
+    /// that owns it, or an admin.
+    async fn authorize<T>(&self, request: &Request<T>, workload_id: &str) -> Result<(), Status> {
+        let caller = caller(&self.broker, request).await?;
+        let mut conn = self.broker.store().conn().await?;
+        let workload = workloads::require(&mut conn, workload_id).await?;
+        Ok(caller.check_owns(workload_id, &workload.issuer)?)
+    }
 }
 
 #[tonic::async_trait]
@@ -51,8 +61,9 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<Streaming<v1::SubmitWorkloadRequest>>,
     ) -> Result<Response<v1::SubmitWorkloadResponse>, Status> {
+        let caller = caller(&self.broker, &request).await?;
         let mut stream = request.into_inner();
-        let submission = submit_stream::receive(&mut stream, self.broker.config()).await?;
+        let submission = submit_stream::receive(&mut stream, self.broker.config(), &caller).await?;
         let (workload_id, task_count) = self.broker.submit(submission).await?;
         Ok(Response::new(v1::SubmitWorkloadResponse {
             workload_id,
@@ -64,6 +75,8 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<v1::WorkloadStatus>, Status> {
+        self.authorize(&request, &request.get_ref().workload_id)
+            .await?;
         Ok(Response::new(
             self.status(&request.get_ref().workload_id).await?,
         ))
@@ -75,6 +88,8 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<Self::WatchProgressStream>, Status> {
+        self.authorize(&request, &request.get_ref().workload_id)
+            .await?;
         let workload_id = request.into_inner().workload_id;
         let first = self.status(&workload_id).await?;
         let (sender, receiver) = mpsc::channel(4);
@@ -122,6 +137,8 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<Self::FetchResultsStream>, Status> {
+        self.authorize(&request, &request.get_ref().workload_id)
+            .await?;
         let workload_id = request.into_inner().workload_id;
         let mut conn = self.broker.store().conn().await?;
         let workload = workloads::require(&mut conn, &workload_id).await?;
@@ -147,6 +164,8 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<v1::CancelResponse>, Status> {
+        self.authorize(&request, &request.get_ref().workload_id)
+            .await?;
         let state = self.broker.cancel(&request.get_ref().workload_id).await?;
         Ok(Response::new(v1::CancelResponse {
             state: workload_state(state) as i32,
@@ -157,6 +176,8 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<v1::ListTasksResponse>, Status> {
+        self.authorize(&request, &request.get_ref().workload_id)
+            .await?;
         let workload_id = &request.get_ref().workload_id;
         let mut conn = self.broker.store().conn().await?;
         let workload = workloads::require(&mut conn, workload_id).await?;
@@ -212,10 +233,12 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::BalanceRequest>,
     ) -> Result<Response<v1::Balance>, Status> {
-        let issuer = &request.get_ref().issuer;
-        let (balance, escrowed) = self.broker.balance(issuer).await?;
+        let issuer = caller(&self.broker, &request)
+            .await?
+            .acting_for(&request.get_ref().issuer)?;
+        let (balance, escrowed) = self.broker.balance(&issuer).await?;
         Ok(Response::new(v1::Balance {
-            account: issuer_account(issuer),
+            account: issuer_account(&issuer),
             balance_micro: balance,
             escrowed_micro: escrowed,
         }))
@@ -225,12 +248,12 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::LedgerRequest>,
     ) -> Result<Response<v1::LedgerResponse>, Status> {
+        let issuer = caller(&self.broker, &request)
+            .await?
+            .acting_for(&request.get_ref().issuer)?;
         let r = request.into_inner();
         let workload_id = (!r.workload_id.is_empty()).then_some(r.workload_id.as_str());
-        let (entries, balance) = self
-            .broker
-            .statement(&r.issuer, workload_id, r.limit)
-            .await?;
+        let (entries, balance) = self.broker.statement(&issuer, workload_id, r.limit).await?;
         Ok(Response::new(v1::LedgerResponse {
             entries: entries.into_iter().map(ledger_entry).collect(),
             balance_micro: balance,

@@ -5,13 +5,15 @@
 //! - `agent`: `AgentService` (register, offers, leases, reports).
 //! - `issuer`: `IssuerService` (submit, status, progress, results, cancel).
 //! - `submit_stream`: reading and checking a streamed submission.
-//! - `admin`: `AdminService` (agents, workloads).
+//! - `admin`: `AdminService` (agents, workloads, grants; admins only).
+//! - `caller`: the bearer token of a request and who is behind it.
 //! - `convert`: store rows to wire messages.
 //!
 //! [`Broker`]: crate::core::Broker
 
 mod admin;
 mod agent;
+mod caller;
 mod convert;
 mod issuer;
 mod submit_stream;

@@ -11,16 +11,17 @@ use wasmgrid_proto::v1::{SubmitWorkloadRequest, WorkloadHeader};
 use wasmgrid_runtime::ModuleHash;
 
 use crate::config::BrokerConfig;
-use crate::core::NewWorkload;
 use crate::core::parse_sha256;
+use crate::core::{Caller, NewWorkload};
 use crate::error::{BrokerError, BrokerResult};
 
 /// Reads a whole submission from the stream.
 pub async fn receive(
     stream: &mut Streaming<SubmitWorkloadRequest>,
     config: &BrokerConfig,
+    caller: &Caller,
 ) -> BrokerResult<NewWorkload> {
-    let header = match next_part(stream).await? {
+    let mut header = match next_part(stream).await? {
         Some(Part::Header(header)) => header,
         Some(_) => {
             return Err(BrokerError::invalid(
@@ -29,6 +30,9 @@ pub async fn receive(
         }
         None => return Err(truncated()),
     };
+    // Refused before a byte of the module is read: an issuer's token pays
+    // only for its own issuer's workloads.
+    header.issuer = caller.acting_for(&header.issuer)?;
     let expected = Expected::of(&header, config)?;
     let mut module = Vec::new();
     let mut reducer = Vec::new();

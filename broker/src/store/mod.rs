@@ -7,6 +7,7 @@
 //! transaction.
 
 pub mod agents;
+pub mod api_tokens;
 pub mod events;
 pub mod leases;
 pub mod ledger;

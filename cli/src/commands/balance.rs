@@ -6,7 +6,7 @@ use wasmgrid_proto::v1::{Balance, BalanceRequest};
 
 use crate::client::{Broker, BrokerArgs};
 use crate::credits::{credits_text, credits_with_unit};
-use crate::issuer::IssuerArgs;
+use crate::issuer::{IssuerArgs, issuer_of_account};
 
 /// Arguments of `wasmgrid balance`.
 #[derive(Debug, Args)]
@@ -23,16 +23,16 @@ pub struct BalanceArgs {
 
 /// Prints the balance.
 pub async fn run(args: BalanceArgs) -> anyhow::Result<bool> {
-    let issuer = args.issuer.name();
     let mut broker = Broker::connect(&args.broker).await?;
     let balance = broker
         .issuer
         .get_balance(BalanceRequest {
-            issuer: issuer.clone(),
+            issuer: args.issuer.requested(),
         })
         .await
         .map_err(|status| broker.error(status))?
         .into_inner();
+    let issuer = issuer_of_account(&balance.account).to_owned();
     if args.json {
         println!("{}", balance_json(&issuer, &balance));
     } else {

@@ -5,12 +5,14 @@
 //! it, `-` leaves it.
 
 use clap::Args;
-use wasmgrid_proto::v1::{Bill, LedgerEntry, LedgerRequest, LedgerResponse, WorkloadRequest};
+use wasmgrid_proto::v1::{
+    BalanceRequest, Bill, LedgerEntry, LedgerRequest, LedgerResponse, WorkloadRequest,
+};
 
 use crate::bill::{bill_json, bill_lines};
 use crate::client::{Broker, BrokerArgs};
 use crate::credits::{credits_text, credits_with_unit};
-use crate::issuer::{IssuerArgs, issuer_account};
+use crate::issuer::{IssuerArgs, issuer_account, issuer_of_account};
 use crate::table::{Table, unix_ms_text};
 
 /// Arguments of `wasmgrid ledger`.
@@ -64,14 +66,21 @@ pub async fn run(args: LedgerArgs) -> anyhow::Result<bool> {
                 .await
                 .map_err(|status| broker.error(status))?
                 .into_inner();
-            let issuer = if args.issuer.is_given() {
-                args.issuer.name()
-            } else {
-                status.issuer
-            };
+            let issuer = args.issuer.issuer.clone().unwrap_or(status.issuer);
             (issuer, Some(status.bill.unwrap_or_default()))
         }
-        None => (args.issuer.name(), None),
+        None => {
+            // Whose statement it is: the broker knows the token's issuer.
+            let balance = broker
+                .issuer
+                .get_balance(BalanceRequest {
+                    issuer: args.issuer.requested(),
+                })
+                .await
+                .map_err(|status| broker.error(status))?
+                .into_inner();
+            (issuer_of_account(&balance.account).to_owned(), None)
+        }
     };
     let ledger = broker
         .issuer

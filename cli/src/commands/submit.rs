@@ -99,7 +99,7 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<bool> {
     });
     let workload = Workload {
         name,
-        issuer: args.issuer.name(),
+        issuer: args.issuer.requested(),
         module,
         reducer,
         inputs,

@@ -34,7 +34,8 @@ fn profile_dir() -> PathBuf {
         .expect("the wasmgrid binary lives in target/<profile>")
 }
 
-/// Builds the broker and the agent once per test process.
+/// Builds the workspace's test targets (and so its binaries) once per test
+/// process.
 fn ensure_built() -> &'static Result<(), String> {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -42,10 +43,20 @@ fn ensure_built() -> &'static Result<(), String> {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = Command::new(cargo);
+        // As `wasmgrid_tests::binaries` does: a no-op after `cargo test
+        // --workspace`, with its features. `cargo build -p …` resolves
+        // features without the dev-dependencies and would rebuild part of
+        // the tree (wasmtime too, for the broker and agent alone) and
+        // relink binaries under running tests.
         command
-            .args(["build", "--quiet", "--manifest-path"])
-            .arg(&manifest)
-            .args(["-p", "wasmgrid-broker", "-p", "wasmgrid-agent"]);
+            .args([
+                "test",
+                "--workspace",
+                "--no-run",
+                "--quiet",
+                "--manifest-path",
+            ])
+            .arg(&manifest);
         if dir.file_name().is_some_and(|name| name == "release") {
             command.arg("--release");
         }
@@ -95,6 +106,10 @@ pub struct Grid {
     dir: tempfile::TempDir,
 }
 
+/// The admin token of the grid's broker: the commands act as the admin,
+/// naming the issuer where one is needed.
+pub const GRID_ADMIN_TOKEN: &str = "wasmgrid-cli-test-admin-token";
+
 impl Grid {
     /// Starts a broker with a free port, waits until it listens, then
     /// starts `agents` agents of one slot each.
@@ -105,8 +120,9 @@ impl Grid {
         let data_dir = dir.path().join("broker");
         let mut broker = spawn(
             Command::new(broker_binary)
-                .args(["--listen", "127.0.0.1:0", "--data-dir"])
-                .arg(&data_dir),
+                .args(["--insecure", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(&data_dir)
+                .args(["--admin-token", GRID_ADMIN_TOKEN]),
             &dir.path().join("broker.log"),
         );
         let addr_file = data_dir.join("broker.addr");
@@ -167,6 +183,7 @@ impl Grid {
             .args(["--broker", &self.url])
             .env_remove("WASMGRID_BROKER")
             .env_remove("WASMGRID_ISSUER")
+            .env("WASMGRID_TOKEN", GRID_ADMIN_TOKEN)
             .output()
             .expect("wasmgrid runs")
     }

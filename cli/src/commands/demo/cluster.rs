@@ -86,6 +86,12 @@ impl Programs {
 pub struct Cluster {
     /// The broker's gRPC URL.
     pub broker_url: String,
+    /// The development CA the broker generated, which clients trust.
+    pub ca_cert: PathBuf,
+    /// The admin token the broker generated at its first start.
+    pub admin_token: String,
+    /// The broker's data dir.
+    data_dir: PathBuf,
     agents: Children,
     broker: Children,
 }
@@ -104,11 +110,22 @@ impl Cluster {
                 .arg("--listen")
                 .arg("127.0.0.1:0")
                 .arg("--data-dir")
-                .arg(&data_dir),
+                .arg(&data_dir)
+                // TLS as in production, with a CA made for the demo.
+                .arg("--dev-tls"),
             &dir.join("broker.log"),
         )?;
         let addr = wait_for_address(&mut broker, &data_dir.join("broker.addr")).await?;
-        let broker_url = format!("http://{addr}");
+        let broker_url = format!("https://{addr}");
+        // Where a `--dev-tls` broker writes its CA (wasmgrid_broker::tls).
+        let ca_cert = data_dir.join("tls").join("ca.pem");
+        // Where a broker started without --admin-token writes the one it
+        // generated (wasmgrid_broker::core::access::ADMIN_TOKEN_FILE).
+        let token_file = data_dir.join("admin.token");
+        let admin_token = std::fs::read_to_string(&token_file)
+            .with_context(|| format!("cannot read the broker's {}", token_file.display()))?
+            .trim()
+            .to_owned();
         let mut agent_group = Children::default();
         for k in 1..=agents {
             let name = format!("agent-{k}");
@@ -118,6 +135,8 @@ impl Cluster {
                     .env("NO_COLOR", "1")
                     .arg("--broker")
                     .arg(&broker_url)
+                    .arg("--ca-cert")
+                    .arg(&ca_cert)
                     .arg("--state-dir")
                     .arg(dir.join(&name))
                     .args(["--slots", "1", "--memory", "512MiB", "--name", &name]),
@@ -126,9 +145,38 @@ impl Cluster {
         }
         Ok(Cluster {
             broker_url,
+            ca_cert,
+            admin_token,
+            data_dir,
             agents: agent_group,
             broker,
         })
+    }
+
+    /// A new token for `issuer`, made as an admin makes one:
+    /// `wasmgrid-broker token create --issuer NAME`.
+    pub fn issuer_token(&self, programs: &Programs, issuer: &str) -> anyhow::Result<String> {
+        let output = Command::new(&programs.broker)
+            .args([
+                "token",
+                "create",
+                "--issuer",
+                issuer,
+                "--label",
+                "wasmgrid demo",
+            ])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("cannot run wasmgrid-broker token create")?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "wasmgrid-broker token create failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
     /// Resolves when the broker or an agent exits, with an error naming it.

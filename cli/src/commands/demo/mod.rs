@@ -98,9 +98,17 @@ async fn run_in(args: &DemoArgs, programs: &Programs, dir: &Path) -> anyhow::Res
         "started a broker at {} and {} agent{plural}",
         cluster.broker_url, args.agents
     );
-    let url = cluster.broker_url.clone();
+    let access = Access {
+        url: cluster.broker_url.clone(),
+        ca_cert: cluster.ca_cert.clone(),
+        admin_token: cluster.admin_token.clone(),
+        issuer_token: cluster.issuer_token(programs, DEMO_ISSUER)?,
+    };
+    eprintln!(
+        "created an issuer token for {DEMO_ISSUER} (wasmgrid-broker token create --issuer {DEMO_ISSUER})"
+    );
     let outcome = tokio::select! {
-        outcome = count_primes(args, programs, &url) => outcome,
+        outcome = count_primes(args, programs, &access) => outcome,
         error = cluster.exited() => Err(error),
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
@@ -116,15 +124,40 @@ async fn run_in(args: &DemoArgs, programs: &Programs, dir: &Path) -> anyhow::Res
     Ok(good)
 }
 
+/// How the demo reaches its broker: over TLS, trusting the broker's
+/// development CA, as the admin (to grant credits) and as the issuer.
+struct Access {
+    url: String,
+    ca_cert: PathBuf,
+    admin_token: String,
+    issuer_token: String,
+}
+
 /// Grants the credits, submits the workload, follows it, checks and prints
 /// the answer, the bill and the agents' statistics. `Ok(false)` when it
 /// failed or the answer is wrong.
-async fn count_primes(args: &DemoArgs, programs: &Programs, url: &str) -> anyhow::Result<bool> {
-    let mut broker = Broker::connect_url(url).await?;
+async fn count_primes(
+    args: &DemoArgs,
+    programs: &Programs,
+    access: &Access,
+) -> anyhow::Result<bool> {
+    let mut admin = Broker::connect_url(
+        &access.url,
+        Some(&access.ca_cert),
+        Some(&access.admin_token),
+    )
+    .await?;
+    let mut broker = Broker::connect_url(
+        &access.url,
+        Some(&access.ca_cert),
+        Some(&access.issuer_token),
+    )
+    .await?;
     let width = args.limit.div_ceil(u64::from(args.tasks));
     let workload = Workload {
         name: format!("primes below {}", args.limit),
-        issuer: DEMO_ISSUER.to_owned(),
+        // The issuer's token says who pays.
+        issuer: String::new(),
         module: read_module(&programs.primes, "module")?,
         reducer: Some(read_module(&programs.sum, "reducer")?),
         inputs: prime_count::inputs(args.limit, args.tasks),
@@ -144,7 +177,7 @@ async fn count_primes(args: &DemoArgs, programs: &Programs, url: &str) -> anyhow
         CREDITS_PER_MIB_SECOND,
     )?;
     let granted = grant(
-        &mut broker,
+        &mut admin,
         DEMO_ISSUER,
         budget.grant_micro,
         "wasmgrid demo: the workload's most possible cost",
@@ -193,7 +226,7 @@ async fn count_primes(args: &DemoArgs, programs: &Programs, url: &str) -> anyhow
         None => true,
     };
     print_bill(&mut broker, &id, budget.grant_micro).await?;
-    let agents = list_agents(&mut broker).await?;
+    let agents = list_agents(&mut admin).await?;
     print!("\n{}\n", agent_statistics(&agents).render());
     println!("workload wall time  {}", duration_text(grid_time));
     Ok(correct)
@@ -214,7 +247,8 @@ async fn print_bill(broker: &mut Broker, id: &str, granted_micro: i64) -> anyhow
     let balance = broker
         .issuer
         .get_balance(BalanceRequest {
-            issuer: DEMO_ISSUER.to_owned(),
+            // The issuer's token says who pays.
+            issuer: String::new(),
         })
         .await
         .map_err(|status| broker.error(status))?
