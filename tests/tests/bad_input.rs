@@ -695,3 +695,79 @@ async fn a_report_claiming_more_fuel_than_its_limit_is_refused_and_paid_nothing(
         (2, 2 * expected_pay(FUEL, CREDITS_PER_FUEL))
     );
 }
+
+/// Messages above the 64 MiB limit, and connections that stop halfway
+/// through a frame or speak no HTTP/2 at all: each is refused or dropped
+/// with nothing stored, and the broker goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_and_broken_connections_change_nothing() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
+    let url = broker.url();
+
+    // A client that would send anything: one input batch of 65 MiB.
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut unlimited = v1::issuer_service_client::IssuerServiceClient::with_interceptor(
+        channel,
+        wasmgrid_proto::Bearer::new(wasmgrid_tests::TEST_ADMIN_TOKEN).expect("token"),
+    )
+    .max_encoding_message_size(usize::MAX);
+    let mut messages = echo_submission(1).messages();
+    let end = messages.pop().expect("end marker");
+    messages.push(v1::SubmitWorkloadRequest {
+        part: Some(v1::submit_workload_request::Part::Inputs(v1::TaskInputs {
+            inputs: vec![vec![7; 65 << 20]],
+        })),
+    });
+    messages.push(end);
+    let error = unlimited
+        .submit_workload(tokio_stream::iter(messages))
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(
+            error.code(),
+            Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted
+        ),
+        "{error:?}"
+    );
+    assert!(error.message().contains("too large"), "{error:?}");
+
+    // Raw connections: the HTTP/2 preface and half a frame, then gone;
+    // plain garbage; a connection opened and closed at once.
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let half_frame = [
+        0x00, 0x40, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0xde, 0xad,
+    ];
+    let inputs: [&[u8]; 3] = [
+        &[preface.as_slice(), &half_frame].concat(),
+        b"GET / HTTP/1.1\r\n\r\n\xff\xfe",
+        b"",
+    ];
+    for bytes in inputs {
+        let mut socket = tokio::net::TcpStream::connect(broker.addr)
+            .await
+            .expect("connect");
+        socket.write_all(bytes).await.expect("write");
+        drop(socket);
+    }
+
+    // Nothing stored, and the broker still answers.
+    assert_eq!(workload_count(&url).await, 0, "nothing was stored");
+    echo_submission(1)
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("a good submit goes through");
+    assert_eq!(workload_count(&url).await, 1);
+    assert!(
+        !broker.log_tail().contains("panicked"),
+        "{}",
+        broker.log_tail()
+    );
+}
