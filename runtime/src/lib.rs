@@ -30,6 +30,7 @@
 //! - `module_cache`: compile once, in memory; `artifact_dir`: on disk.
 //! - `command_shape`: what makes a module a runnable task.
 //! - `declared_sizes`: initial memory and table sizes, read before compiling.
+//! - `compile_cost`: a static bound on what compiling a module may cost.
 //! - `executor`: the task threads, with stacks big enough for wasm.
 //! - `sandbox`: one run in a fresh store, and how it ended.
 //! - `limiter`: the memory and table cap.
@@ -38,6 +39,7 @@
 
 mod artifact_dir;
 mod command_shape;
+mod compile_cost;
 mod config;
 mod declared_sizes;
 mod engine;

@@ -10,6 +10,7 @@ use wasmtime::{InstancePre, Module};
 
 use crate::artifact_dir::ArtifactDir;
 use crate::command_shape;
+use crate::compile_cost;
 use crate::declared_sizes;
 use crate::engine::EngineClass;
 use crate::limiter::MAX_TABLE_ELEMENTS;
@@ -88,6 +89,7 @@ impl ModuleCache {
                 declared.min_table_elements
             ));
         }
+        compile_cost::check(module.bytes())?;
         let compiled = self.compile(class, module)?;
         command_shape::check(module.bytes(), &compiled)?;
         let instance_pre = class
