@@ -10,6 +10,7 @@
 //! - `ledger_check`: `assert_ledger_consistent`, the whole credit ledger
 //!   checked over gRPC (exactly once, conservation), and funding paid
 //!   test workloads.
+//! - `queries`: status, tasks, workload count, end value, as one call.
 //! - `scripted_agent`: [`ScriptedAgent`], an in-process agent speaking the
 //!   real protocol that can report wrong outputs or inflated fuel.
 
@@ -18,6 +19,7 @@ pub mod client;
 pub mod eventually;
 pub mod ledger_check;
 pub mod processes;
+pub mod queries;
 pub mod scripted_agent;
 
 pub use client::{

@@ -242,6 +242,17 @@ impl AgentProcess {
         }
     }
 
+    /// Whether the agent has compiled a module: its sandbox stores the
+    /// compiled artifact in the state dir, the last step between a lease
+    /// and the run, so a task is running (or done) then.
+    pub fn has_compiled_module(&self) -> bool {
+        std::fs::read_dir(self.state_dir.join("compiled")).is_ok_and(|mut entries| {
+            entries.any(|entry| {
+                entry.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            })
+        })
+    }
+
     /// Whether the process is still running (it has not exited).
     pub fn is_running(&mut self) -> bool {
         self.child

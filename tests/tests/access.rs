@@ -13,6 +13,7 @@ use tonic::Code;
 use wasmgrid_proto::v1;
 use wasmgrid_tests::binaries::binary;
 use wasmgrid_tests::ledger_check::{CREDITS_PER_FUEL, escrow_needed};
+use wasmgrid_tests::queries::workload_count;
 use wasmgrid_tests::{
     BrokerProcess, IssuerClient, Submission, admin, admin_with_token, agent_client, issuer,
     issuer_with_token,
@@ -43,17 +44,6 @@ fn echo(issuer: &str) -> Submission {
     );
     submission.issuer = issuer.to_owned();
     submission
-}
-
-async fn workload_count(url: &str) -> usize {
-    admin(url)
-        .await
-        .list_workloads(v1::ListWorkloadsRequest {})
-        .await
-        .expect("list")
-        .into_inner()
-        .workloads
-        .len()
 }
 
 /// Every read or change of `workload_id` by `client`, with the code each

@@ -15,7 +15,8 @@ use wasmgrid_tests::client::Bearer;
 use wasmgrid_tests::ledger_check::{
     CREDITS_PER_FUEL, assert_ledger_consistent, escrow_needed, expected_pay, fund,
 };
-use wasmgrid_tests::{BrokerProcess, Submission, admin, agent_client, eventually, issuer};
+use wasmgrid_tests::queries::workload_count;
+use wasmgrid_tests::{BrokerProcess, Submission, agent_client, eventually, issuer};
 
 type AgentClient = AgentServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -25,17 +26,6 @@ const FUEL: u64 = 2_000_000;
 /// How long a test waits for something that takes seconds at most.
 const TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
-
-async fn workload_count(url: &str) -> usize {
-    admin(url)
-        .await
-        .list_workloads(v1::ListWorkloadsRequest {})
-        .await
-        .expect("list")
-        .into_inner()
-        .workloads
-        .len()
-}
 
 fn echo_submission(inputs: usize) -> Submission {
     let inputs = (0..inputs)

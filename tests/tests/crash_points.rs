@@ -14,6 +14,7 @@ use wasmgrid_proto::v1;
 use wasmgrid_tests::ledger_check::{
     CREDITS_PER_FUEL, assert_ledger_consistent, expected_pay, fund,
 };
+use wasmgrid_tests::queries::{end_value, status_of, tasks_of};
 use wasmgrid_tests::{
     AgentProcess, BrokerProcess, Submission, eventually, issuer, results, wait_until_final,
 };
@@ -24,36 +25,6 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(10);
 /// How many times the broker is killed.
 const KILLS: usize = 24;
-
-fn end_value(end: &v1::EndResult) -> u64 {
-    assert!(end.reduced, "the reducer ran");
-    String::from_utf8_lossy(&end.output)
-        .parse()
-        .expect("a count")
-}
-
-async fn status_of(url: &str, workload_id: &str) -> v1::WorkloadStatus {
-    issuer(url)
-        .await
-        .get_status(v1::WorkloadRequest {
-            workload_id: workload_id.to_owned(),
-        })
-        .await
-        .expect("status")
-        .into_inner()
-}
-
-async fn tasks_of(url: &str, workload_id: &str) -> Vec<v1::TaskInfo> {
-    issuer(url)
-        .await
-        .list_tasks(v1::WorkloadRequest {
-            workload_id: workload_id.to_owned(),
-        })
-        .await
-        .expect("tasks")
-        .into_inner()
-        .tasks
-}
 
 /// Checks that every task has exactly its `quorum` agreeing runs, each paid
 /// exactly for its fuel, and no other run paid; returns what was due.
@@ -191,20 +162,12 @@ async fn an_agent_killed_with_its_report_unanswered_resends_it_and_is_paid_once(
     let workload_id = submission.submit(&mut client).await.expect("submit");
     // Once the agent has compiled the module, the task runs (about a
     // second) with nothing more to fetch: freeze the broker then.
-    let compiled = state_dir.join("compiled");
-    let has_artifact = || {
-        std::fs::read_dir(&compiled).is_ok_and(|mut entries| {
-            entries.any(|entry| {
-                entry.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-            })
-        })
-    };
     eventually(
         TIMEOUT,
         POLL,
         "the module was never compiled",
         || agent.log_tail(),
-        || async { has_artifact() },
+        || async { agent.has_compiled_module() },
     )
     .await;
     broker.freeze();

@@ -13,6 +13,7 @@ use wasmgrid_proto::v1;
 use wasmgrid_tests::ledger_check::{
     CREDITS_PER_FUEL, assert_ledger_consistent, expected_pay, fund,
 };
+use wasmgrid_tests::queries::{end_value, status_of, tasks_of};
 use wasmgrid_tests::{
     AgentProcess, BrokerProcess, Submission, admin, eventually, issuer, results, wait_until_final,
 };
@@ -27,13 +28,6 @@ const PI_OF_1E8: u64 = 5_761_455;
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// How often it looks.
 const POLL: Duration = Duration::from_millis(10);
-
-fn end_value(end: &v1::EndResult) -> u64 {
-    assert!(end.reduced, "the reducer ran");
-    String::from_utf8_lossy(&end.output)
-        .parse()
-        .expect("a count")
-}
 
 /// π(`limit`) in `tasks` tasks with `replicas` runs each, paid, its issuer
 /// granted exactly the escrow it needs.
@@ -53,18 +47,6 @@ fn assert_paid(run: &v1::TaskAttempt, paid: bool) {
     };
     assert!(!paid || due > 0, "a run that earns nothing: {run:?}");
     assert_eq!(run.paid_micro, due, "{run:?}");
-}
-
-async fn tasks_of(url: &str, workload_id: &str) -> Vec<v1::TaskInfo> {
-    issuer(url)
-        .await
-        .list_tasks(v1::WorkloadRequest {
-            workload_id: workload_id.to_owned(),
-        })
-        .await
-        .expect("tasks")
-        .into_inner()
-        .tasks
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,20 +147,12 @@ async fn wait_until_leased(url: &str, workload_id: &str, agent: &AgentProcess) {
 /// compiled artifact in the state dir): its task is running then, since
 /// compiling is the last step between a lease and the run.
 async fn wait_until_running(agent: &AgentProcess) {
-    let compiled = agent.state_dir.join("compiled");
-    let has_artifact = || {
-        std::fs::read_dir(&compiled).is_ok_and(|mut entries| {
-            entries.any(|entry| {
-                entry.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-            })
-        })
-    };
     eventually(
         TIMEOUT,
         POLL,
         "the module was never compiled",
         || agent.log_tail(),
-        || async { has_artifact() },
+        || async { agent.has_compiled_module() },
     )
     .await;
 }
@@ -401,17 +375,6 @@ enum KillAt {
     /// As soon as it is back: while it recovers and the agents reconnect
     /// to deliver what they finished while it was away.
     RightAfterRestart,
-}
-
-async fn status_of(url: &str, workload_id: &str) -> v1::WorkloadStatus {
-    issuer(url)
-        .await
-        .get_status(v1::WorkloadRequest {
-            workload_id: workload_id.to_owned(),
-        })
-        .await
-        .expect("status")
-        .into_inner()
 }
 
 /// The "a broker crash between any two steps": SIGKILL five times at

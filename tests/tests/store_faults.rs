@@ -14,6 +14,7 @@ use std::time::Duration;
 use tonic::Code;
 use wasmgrid_proto::v1;
 use wasmgrid_tests::binaries::binary;
+use wasmgrid_tests::queries::{end_value, workload_count};
 use wasmgrid_tests::{AgentProcess, BrokerProcess, Submission, issuer, results, wait_until_final};
 
 const PI_OF_1E6: u64 = 78_498;
@@ -64,23 +65,6 @@ fn fill(dir: &Path) -> PathBuf {
     while file.write_all(&[0]).is_ok() {}
     let _ = file.sync_all();
     path
-}
-
-fn end_value(end: &v1::EndResult) -> u64 {
-    String::from_utf8_lossy(&end.output)
-        .parse()
-        .expect("a count")
-}
-
-async fn workload_count(url: &str) -> usize {
-    wasmgrid_tests::admin(url)
-        .await
-        .list_workloads(v1::ListWorkloadsRequest {})
-        .await
-        .expect("list")
-        .into_inner()
-        .workloads
-        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use wasmgrid_proto::v1;
+use wasmgrid_tests::queries::{end_value, status_of, tasks_of};
 use wasmgrid_tests::{
     AgentProcess, Behaviour, BrokerProcess, RunningAgent, ScriptedAgent, Submission, admin,
     eventually, issuer, results, wait_until_final,
@@ -28,13 +29,6 @@ const ISSUER: &str = "lab";
 /// How long a test waits for something that takes seconds at most.
 const TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(20);
-
-fn end_value(end: &v1::EndResult) -> u64 {
-    assert!(end.reduced, "the reducer ran");
-    String::from_utf8_lossy(&end.output)
-        .parse()
-        .expect("a count")
-}
 
 /// Grants the test issuer `credits`; returns the amount in micro-credits.
 async fn grant(url: &str, credits: i64) -> i64 {
@@ -84,17 +78,6 @@ async fn finish(url: &str, workload_id: &str, expected: u64, logs: impl Fn() -> 
     assert_eq!(end_value(&end), expected, "the end result is exact");
 }
 
-async fn status_of(url: &str, workload_id: &str) -> v1::WorkloadStatus {
-    issuer(url)
-        .await
-        .get_status(v1::WorkloadRequest {
-            workload_id: workload_id.to_owned(),
-        })
-        .await
-        .expect("status")
-        .into_inner()
-}
-
 /// What a workload's runs were paid in all.
 async fn paid_of(url: &str, workload_id: &str) -> i64 {
     status_of(url, workload_id)
@@ -102,18 +85,6 @@ async fn paid_of(url: &str, workload_id: &str) -> i64 {
         .bill
         .expect("a bill")
         .paid_micro
-}
-
-async fn tasks_of(url: &str, workload_id: &str) -> Vec<v1::TaskInfo> {
-    issuer(url)
-        .await
-        .list_tasks(v1::WorkloadRequest {
-            workload_id: workload_id.to_owned(),
-        })
-        .await
-        .expect("tasks")
-        .into_inner()
-        .tasks
 }
 
 /// Task outputs in task order.

@@ -24,14 +24,7 @@ pub struct BalanceArgs {
 /// Prints the balance.
 pub async fn run(args: BalanceArgs) -> anyhow::Result<bool> {
     let mut broker = Broker::connect(&args.broker).await?;
-    let balance = broker
-        .issuer
-        .get_balance(BalanceRequest {
-            issuer: args.issuer.requested(),
-        })
-        .await
-        .map_err(|status| broker.error(status))?
-        .into_inner();
+    let balance = fetch_balance(&mut broker, &args.issuer).await?;
     let issuer = issuer_of_account(&balance.account).to_owned();
     if args.json {
         println!("{}", balance_json(&issuer, &balance));
@@ -39,6 +32,18 @@ pub async fn run(args: BalanceArgs) -> anyhow::Result<bool> {
         print!("{}", balance_text(&issuer, &balance));
     }
     Ok(true)
+}
+
+/// The balance of the issuer `issuer` names, or of the token's own issuer.
+pub async fn fetch_balance(broker: &mut Broker, issuer: &IssuerArgs) -> anyhow::Result<Balance> {
+    Ok(broker
+        .issuer
+        .get_balance(BalanceRequest {
+            issuer: issuer.requested(),
+        })
+        .await
+        .map_err(|status| broker.error(status))?
+        .into_inner())
 }
 
 fn balance_text(issuer: &str, balance: &Balance) -> String {

@@ -5,12 +5,11 @@
 //! it, `-` leaves it.
 
 use clap::Args;
-use wasmgrid_proto::v1::{
-    BalanceRequest, Bill, LedgerEntry, LedgerRequest, LedgerResponse, WorkloadRequest,
-};
+use wasmgrid_proto::v1::{Bill, LedgerEntry, LedgerRequest, LedgerResponse, WorkloadRequest};
 
 use crate::bill::{bill_json, bill_lines};
 use crate::client::{Broker, BrokerArgs};
+use crate::commands::balance::fetch_balance;
 use crate::credits::{credits_text, credits_with_unit};
 use crate::issuer::{IssuerArgs, issuer_account, issuer_of_account};
 use crate::table::{Table, unix_ms_text};
@@ -71,14 +70,7 @@ pub async fn run(args: LedgerArgs) -> anyhow::Result<bool> {
         }
         None => {
             // Whose statement it is: the broker knows the token's issuer.
-            let balance = broker
-                .issuer
-                .get_balance(BalanceRequest {
-                    issuer: args.issuer.requested(),
-                })
-                .await
-                .map_err(|status| broker.error(status))?
-                .into_inner();
+            let balance = fetch_balance(&mut broker, &args.issuer).await?;
             (issuer_of_account(&balance.account).to_owned(), None)
         }
     };
