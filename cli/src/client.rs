@@ -116,10 +116,13 @@ impl Broker {
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_INTERVAL)
             .keep_alive_while_idle(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|error| anyhow!("cannot reach the broker at {url}: {}", causes(&error)))?;
+        let channel = endpoint.connect().await.map_err(|error| {
+            let causes = causes(&error);
+            anyhow!(
+                "cannot reach the broker at {url}: {causes}{}",
+                tls_hint(&causes)
+            )
+        })?;
         Ok(Broker {
             issuer: IssuerServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -155,6 +158,20 @@ fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// What to do about a certificate the client could not verify.
+fn tls_hint(causes: &str) -> &'static str {
+    if causes.contains("UnknownIssuer") {
+        "\n  the broker's certificate is not signed by a CA this client trusts: for a \
+         broker started with --dev-tls, pass --ca-cert DATA_DIR/tls/ca.pem (or set \
+         WASMGRID_CA_CERT)"
+    } else if causes.contains("not valid for name") {
+        "\n  the broker's certificate is for another name: use a --broker URL with a \
+         name the certificate lists (a --dev-tls broker adds names with --tls-name)"
+    } else {
+        ""
+    }
+}
+
 /// A failed call as an issuer should read it: network trouble names the
 /// broker's URL; anything else is the broker's own message.
 pub fn call_error(url: &str, status: &tonic::Status) -> anyhow::Error {
@@ -165,6 +182,21 @@ pub fn call_error(url: &str, status: &tonic::Status) -> anyhow::Error {
     };
     match status.code() {
         Code::Unavailable => anyhow!("cannot reach the broker at {url}: {message}"),
+        Code::Unauthenticated => anyhow!(
+            "{message}\n  give your token with --token TOKEN, --token-file FILE or \
+             WASMGRID_TOKEN"
+        ),
+        Code::Unknown | Code::Internal
+            if url.starts_with("http://")
+                && (message.contains("h2 protocol error")
+                    || message.contains("transport error")) =>
+        {
+            anyhow!(
+                "cannot talk to the broker at {url}: {message}\n  the broker may be serving \
+             TLS: use an https:// URL (with --ca-cert DATA_DIR/tls/ca.pem for a --dev-tls \
+             broker)"
+            )
+        }
         _ => anyhow!("{message}"),
     }
 }
@@ -187,6 +219,35 @@ pub fn is_transient(status: &tonic::Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_token_or_tls_says_what_to_do() {
+        let error = call_error(
+            "https://b:1",
+            &tonic::Status::unauthenticated("missing authorization"),
+        );
+        assert!(error.to_string().contains("WASMGRID_TOKEN"), "{error}");
+        let error = call_error(
+            "http://b:1",
+            &tonic::Status::unknown("h2 protocol error: http2 error"),
+        );
+        assert!(error.to_string().contains("use an https:// URL"), "{error}");
+        let error = call_error(
+            "https://b:1",
+            &tonic::Status::unknown("h2 protocol error: http2 error"),
+        );
+        assert!(
+            !error.to_string().contains("use an https:// URL"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn certificate_failures_say_what_to_do() {
+        assert!(tls_hint("invalid peer certificate: UnknownIssuer").contains("--ca-cert"));
+        assert!(tls_hint("certificate not valid for name \"10.0.0.1\"").contains("--tls-name"));
+        assert_eq!(tls_hint("tcp connect error: Connection refused"), "");
+    }
 
     #[test]
     fn broker_refusals_show_the_brokers_message() {

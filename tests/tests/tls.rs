@@ -76,6 +76,13 @@ async fn a_dev_tls_broker_serves_agents_and_issuers_over_tls() {
         String::from_utf8_lossy(&output.stderr)
     );
     let plain = url.replacen("https://", "http://", 1);
+    let output = Command::new(binary("wasmgrid"))
+        .args(["workloads", "--broker", &plain, "--token", TEST_ADMIN_TOKEN])
+        .output()
+        .expect("wasmgrid runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("use an https:// URL"), "{stderr}");
     let mut plain_client = issuer_on(connect(&plain, None).await.expect("tcp"), TEST_ADMIN_TOKEN);
     assert!(
         plain_client
@@ -142,7 +149,9 @@ async fn clients_refuse_a_broker_they_cannot_verify() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("cannot reach the broker") && stderr.contains("UnknownIssuer"),
+        stderr.contains("cannot reach the broker")
+            && stderr.contains("UnknownIssuer")
+            && stderr.contains("--ca-cert DATA_DIR/tls/ca.pem"),
         "{stderr}"
     );
 }
