@@ -13,11 +13,14 @@
 //!   `ids`: ids, tokens, seeds and time.
 //! - `tls`: the TLS identity (the operator's, or a generated development CA).
 //! - `private_file`: secrets written for the broker's user only.
+//! - `http`: the HTTP port (`/metrics`); `metrics`: what it shows.
 
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod pricing;
 pub mod private_file;
 pub mod scheduler;

@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use wasmgrid_broker::config::ReplicaSeparation;
 use wasmgrid_broker::core::access::ADMIN_TOKEN_FILE;
+use wasmgrid_broker::http::{HTTP_ADDRESS_FILE, serve_http};
 use wasmgrid_broker::tls::TlsIdentity;
 use wasmgrid_broker::{ADDRESS_FILE, Broker, BrokerConfig};
 
@@ -147,6 +149,11 @@ struct Args {
         hide_env_values = true
     )]
     enrolment_secret: Option<String>,
+    /// Also serve HTTP on this address: /metrics for Prometheus (counts and
+    /// totals only). Port 0 picks a free port, written to
+    /// DATA_DIR/broker.http.addr.
+    #[arg(long, env = "WASMGRID_HTTP", value_name = "ADDR")]
+    http: Option<SocketAddr>,
     /// Log format: text or json.
     #[arg(long, env = "WASMGRID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -293,19 +300,47 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if args.admin_token.is_none() && admin_token_file.exists() {
         println!("admin token: {}", admin_token_file.display());
     }
+    let http = match args.http {
+        Some(http) => {
+            let listener = tokio::net::TcpListener::bind(http)
+                .await
+                .with_context(|| format!("cannot listen for HTTP on {http}"))?;
+            let http_address = listener.local_addr()?;
+            write_file_atomically(&args.data_dir, HTTP_ADDRESS_FILE, &http_address.to_string())?;
+            println!("metrics on http://{http_address}/metrics");
+            let mut stopping = broker.stopping();
+            let shutdown = async move {
+                let _ = stopping.wait_for(|stopping| *stopping).await;
+            };
+            Some(tokio::spawn(serve_http(
+                listener,
+                Arc::clone(&broker),
+                shutdown,
+            )))
+        }
+        None => None,
+    };
     write_address(&args.data_dir, address)?;
     println!("wasmgrid-broker listening on {scheme}://{address}");
     tracing::info!(%address, data_dir = %args.data_dir.display(), "broker ready");
     wasmgrid_broker::serve(listener, broker, tls, shutdown_signal()).await?;
+    if let Some(http) = http {
+        http.await.context("the HTTP server panicked")??;
+    }
     tracing::info!("broker stopped");
     Ok(())
 }
 
-/// Writes the address atomically, so a reader never sees half of it.
+/// Writes the gRPC address, for tests and scripts that listen on port 0.
 fn write_address(data_dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
-    let temp = data_dir.join(format!("{ADDRESS_FILE}.tmp"));
-    std::fs::write(&temp, address.to_string()).context("cannot write the address file")?;
-    std::fs::rename(&temp, data_dir.join(ADDRESS_FILE)).context("cannot write the address file")?;
+    write_file_atomically(data_dir, ADDRESS_FILE, &address.to_string())
+}
+
+/// Writes `name` in the data dir atomically, so a reader never sees half.
+fn write_file_atomically(data_dir: &Path, name: &str, text: &str) -> anyhow::Result<()> {
+    let temp = data_dir.join(format!("{name}.tmp"));
+    std::fs::write(&temp, text).with_context(|| format!("cannot write {name}"))?;
+    std::fs::rename(&temp, data_dir.join(name)).with_context(|| format!("cannot write {name}"))?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod events;
 pub mod leases;
 pub mod ledger;
 pub mod modules;
+pub mod stats;
 pub mod status_columns;
 pub mod tasks;
 pub mod workloads;
@@ -20,6 +21,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Sqlite, SqlitePool};
@@ -36,6 +38,13 @@ pub const DATABASE_FILE: &str = "broker.sqlite";
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// How long writers waited for the write lock (`/metrics`).
+    write_wait: Histogram,
+}
+
+/// Buckets of [`Store::write_wait`]: 0.1 ms to about 1.6 s.
+fn write_wait_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 15))
 }
 
 impl Store {
@@ -64,7 +73,10 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            write_wait: write_wait_histogram(),
+        })
     }
 
     /// The connection pool.
@@ -77,7 +89,15 @@ impl Store {
     /// reads first would fail with "database is locked" at its first write
     /// if another connection committed in between, without waiting.
     pub async fn write(&self) -> BrokerResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        let started = std::time::Instant::now();
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        self.write_wait.observe(started.elapsed().as_secs_f64());
+        Ok(tx)
+    }
+
+    /// How long writing transactions waited to begin, in seconds.
+    pub fn write_wait(&self) -> &Histogram {
+        &self.write_wait
     }
 
     /// A connection from the pool, for reads and single statements.

@@ -1,0 +1,55 @@
+//! The broker's HTTP port (`--http`), beside gRPC: `/metrics` for
+//! Prometheus. It shows counts and totals only, no ids, names or results;
+//! bind it where your scraper can reach it (the default is loopback).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::core::Broker;
+use crate::error::{BrokerError, BrokerResult};
+use crate::metrics;
+
+/// The file in the data dir where a broker serving HTTP writes its address.
+pub const HTTP_ADDRESS_FILE: &str = "broker.http.addr";
+
+/// Serves the HTTP routes on `listener` until `shutdown` resolves.
+pub async fn serve_http(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> BrokerResult<()> {
+    let app = Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(broker);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| BrokerError::Io {
+            context: "serving HTTP".into(),
+            source,
+        })
+}
+
+async fn scrape(State(broker): State<Arc<Broker>>) -> Response {
+    match metrics::render(&broker).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the metrics");
+            (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response()
+        }
+    }
+}

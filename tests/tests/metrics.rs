@@ -1,0 +1,118 @@
+//! `/metrics` on the broker's HTTP port, scraped as Prometheus would while
+//! a real workload runs: the figures start at zero and move with the work.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wasmgrid_proto::v1;
+use wasmgrid_tests::ledger_check::fund;
+use wasmgrid_tests::{AgentProcess, BrokerProcess, Submission, issuer, wait_until_final};
+
+/// `GET /metrics` over plain HTTP/1.1: the status line and the samples,
+/// `name{labels}` → value.
+async fn scrape(addr: &str) -> (String, HashMap<String, f64>) {
+    let mut socket = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the HTTP port");
+    socket
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    socket
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("headers and body");
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    let samples = body
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect();
+    (status, samples)
+}
+
+fn value(samples: &HashMap<String, f64>, name: &str) -> f64 {
+    samples.get(name).copied().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_start_at_zero_and_move_with_the_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("broker");
+    let broker = BrokerProcess::start(&data_dir, &["--http", "127.0.0.1:0"]);
+    let http = std::fs::read_to_string(data_dir.join("broker.http.addr")).expect("HTTP address");
+    let url = broker.url();
+
+    let (status, before) = scrape(&http).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(value(&before, "wasmgrid_agents_registered"), 0.0);
+    assert_eq!(value(&before, "wasmgrid_leases_active"), 0.0);
+    assert_eq!(
+        value(&before, r#"wasmgrid_task_events_total{event="leased"}"#),
+        0.0
+    );
+
+    let mut submission = Submission::primes(1_000_000, 4);
+    let granted = fund(&url, &mut submission).await;
+    let workload_id = submission
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let _agent = AgentProcess::start(&url, &dir.path().join("agent"), "agent", 2, &[]);
+    let status = wait_until_final(
+        &mut issuer(&url).await,
+        &workload_id,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(status.state, v1::WorkloadState::Done as i32, "{status:?}");
+
+    let (_, after) = scrape(&http).await;
+    assert_eq!(value(&after, r#"wasmgrid_tasks{state="done"}"#), 4.0);
+    assert_eq!(value(&after, r#"wasmgrid_workloads{state="done"}"#), 1.0);
+    assert_eq!(
+        value(&after, r#"wasmgrid_task_events_total{event="leased"}"#),
+        4.0
+    );
+    assert_eq!(
+        value(&after, r#"wasmgrid_task_events_total{event="reported"}"#),
+        4.0
+    );
+    assert_eq!(
+        value(&after, r#"wasmgrid_task_events_total{event="done"}"#),
+        4.0
+    );
+    assert_eq!(value(&after, "wasmgrid_leases_active"), 0.0);
+    assert_eq!(value(&after, "wasmgrid_agents_registered"), 1.0);
+    assert_eq!(value(&after, "wasmgrid_agents_connected"), 1.0);
+    assert_eq!(
+        value(&after, "wasmgrid_credits_granted_micro"),
+        granted as f64
+    );
+    let held: f64 = ["issuer", "agent", "broker", "escrow"]
+        .iter()
+        .map(|kind| {
+            value(
+                &after,
+                &format!(r#"wasmgrid_credits_held_micro{{kind="{kind}"}}"#),
+            )
+        })
+        .sum();
+    assert_eq!(held, granted as f64, "held credits sum to what was granted");
+    assert!(value(&after, r#"wasmgrid_credits_held_micro{kind="agent"}"#) > 0.0);
+    assert!(
+        value(&after, "wasmgrid_store_write_wait_seconds_count") > 0.0,
+        "writers were timed"
+    );
+}
