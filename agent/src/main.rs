@@ -104,6 +104,11 @@ struct RunArgs {
     )]
     enrolment_secret: Option<String>,
 
+    /// Log format: text, or json (one object per line, with the task's
+    /// workload, index and lease in each line's span).
+    #[arg(long, env = "WASMGRID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+
     /// Lowest pay accepted, in credits per unit of fuel: offers paying less
     /// are declined. 0 (the default) takes any rate.
     #[arg(long, default_value = "0", value_parser = parse_rate, value_name = "CREDITS")]
@@ -157,17 +162,28 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Logs to stderr, filtered by `WASMGRID_LOG` (or `RUST_LOG`), as text or
+/// one JSON object per line.
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_env("WASMGRID_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Earnings(args)) => earnings(args),
         None => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            init_logging(&cli.run.log_format);
             run(cli.run).map(|_| ())
         }
     };

@@ -1,5 +1,6 @@
-//! `/metrics` on the broker's HTTP port, scraped as Prometheus would while
-//! a real workload runs: the figures start at zero and move with the work.
+//! What an operator sees: `/metrics` on the broker's HTTP port, scraped as
+//! Prometheus would while a real workload runs (the figures start at zero
+//! and move with the work), and JSON logs with the task's ids.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -47,7 +48,7 @@ fn value(samples: &HashMap<String, f64>, name: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_start_at_zero_and_move_with_the_work() {
+async fn metrics_move_with_the_work_and_logs_carry_the_task_ids() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("broker");
     let broker = BrokerProcess::start(&data_dir, &["--http", "127.0.0.1:0"]);
@@ -69,7 +70,13 @@ async fn metrics_start_at_zero_and_move_with_the_work() {
         .submit(&mut issuer(&url).await)
         .await
         .expect("submit");
-    let _agent = AgentProcess::start(&url, &dir.path().join("agent"), "agent", 2, &[]);
+    let agent = AgentProcess::start(
+        &url,
+        &dir.path().join("agent"),
+        "agent",
+        2,
+        &["--log-format", "json"],
+    );
     let status = wait_until_final(
         &mut issuer(&url).await,
         &workload_id,
@@ -115,4 +122,26 @@ async fn metrics_start_at_zero_and_move_with_the_work() {
         value(&after, "wasmgrid_store_write_wait_seconds_count") > 0.0,
         "writers were timed"
     );
+
+    // The agent logged one JSON object per line, each finished task with
+    // its workload, index and lease.
+    let log = std::fs::read_to_string(&agent.log).expect("agent log");
+    assert!(
+        log.lines()
+            .all(|line| line.starts_with('{') && line.ends_with('}')),
+        "{log}"
+    );
+    let finished: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("task finished"))
+        .collect();
+    assert_eq!(finished.len(), 4, "{log}");
+    for line in finished {
+        assert!(
+            line.contains(&format!("\"workload\":\"{workload_id}\""))
+                && line.contains("\"lease\":\"l-")
+                && line.contains("\"task\":"),
+            "{line}"
+        );
+    }
 }
