@@ -16,6 +16,8 @@ pub(crate) struct Counters {
     pub(crate) reports_acknowledged: AtomicU64,
     pub(crate) reports_counted: AtomicU64,
     pub(crate) reports_dropped: AtomicU64,
+    /// When the broker last answered a request for work (Unix ms; 0: never).
+    pub(crate) broker_answered_ms: AtomicU64,
 }
 
 /// Adds `n` to a counter.

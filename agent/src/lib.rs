@@ -53,6 +53,8 @@
 //! - `work_loop`: start, then take work until asked to stop; `stop`: the stop
 //!   phases, waiting for or releasing running tasks, the last deliveries.
 //! - `counters`: what the agent did, and [`AgentSummary`].
+//! - [`control`]: `status.json` and the `paused` marker, for `wasmgrid-agent
+//!   status`, `pause` and `resume`.
 //! - `earnings`: [`fetch_earnings`], `GetEarnings` with the saved identity;
 //!   `earnings_view`: the report as text or JSON.
 
@@ -60,6 +62,7 @@ mod backoff;
 mod capacity;
 mod client;
 mod config;
+pub mod control;
 mod counters;
 mod durable_file;
 mod earnings;

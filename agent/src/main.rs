@@ -12,6 +12,7 @@ use bytesize::ByteSize;
 use clap::{Parser, Subcommand};
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
+use wasmgrid_agent::control;
 use wasmgrid_agent::{AgentConfig, AgentSummary, default_name, default_slots, default_state_dir};
 
 /// Run tasks for a wasmgrid broker on this machine, in a WebAssembly sandbox.
@@ -49,6 +50,41 @@ enum Command {
     /// Uses the identity saved in the state directory by a previous run of
     /// the agent.
     Earnings(EarningsArgs),
+    /// Show what the agent running on this state directory is doing: its
+    /// tasks, whether it is paused, when the broker last answered, its
+    /// counters and (from the broker) its earnings.
+    Status(StatusArgs),
+    /// Take no new work (running tasks finish) until `resume`. Works for a
+    /// running agent and is kept across its restarts.
+    Pause(StateDirArgs),
+    /// Take work again after `pause`.
+    Resume(StateDirArgs),
+}
+
+/// `--state-dir` alone.
+#[derive(Debug, clap::Args)]
+struct StateDirArgs {
+    /// The agent's state directory (as given to the agent). Defaults to
+    /// $XDG_STATE_HOME/wasmgrid-agent, else ~/.local/state/wasmgrid-agent.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// `wasmgrid-agent status`.
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    state: StateDirArgs,
+
+    /// A CA certificate (PEM) to trust for the broker's TLS certificate,
+    /// to ask it for the earnings.
+    #[arg(long, env = "WASMGRID_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+
+    /// Print the status as JSON (status.json as the agent wrote it, plus
+    /// `running: true|false`), without asking the broker.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Running the agent (no subcommand).
@@ -182,6 +218,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Earnings(args)) => earnings(args),
+        Some(Command::Status(args)) => status(args),
+        Some(Command::Pause(args)) => state_dir_or_default(args.state_dir).and_then(|dir| {
+            control::pause(&dir).with_context(|| format!("cannot pause in {}", dir.display()))?;
+            println!(
+                "paused: the agent of {} takes no new work; running tasks finish",
+                dir.display()
+            );
+            Ok(())
+        }),
+        Some(Command::Resume(args)) => state_dir_or_default(args.state_dir).and_then(|dir| {
+            let was_paused = control::resume(&dir)
+                .with_context(|| format!("cannot resume in {}", dir.display()))?;
+            if was_paused {
+                println!("resumed: the agent of {} takes work again", dir.display());
+            } else {
+                println!("the agent of {} was not paused", dir.display());
+            }
+            Ok(())
+        }),
         None => {
             init_logging(&cli.run.log_format);
             run(cli.run).map(|_| ())
@@ -254,6 +309,55 @@ fn earnings(args: EarningsArgs) -> anyhow::Result<()> {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+/// `wasmgrid-agent status`.
+fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let state_dir = state_dir_or_default(args.state.state_dir)?;
+    let status = control::read_status(&state_dir)
+        .with_context(|| format!("cannot read the status in {}", state_dir.display()))?;
+    let running = status.as_ref().is_some_and(control::AgentStatus::is_fresh);
+    if args.json {
+        let mut json = serde_json::to_value(&status)?;
+        if let Some(object) = json.as_object_mut() {
+            object.insert("running".into(), running.into());
+        } else {
+            json = serde_json::json!({ "running": false });
+        }
+        println!("{json}");
+        return Ok(());
+    }
+    let Some(status) = status.filter(|_| running) else {
+        println!(
+            "no agent is running on {} (paused: {})",
+            state_dir.display(),
+            if control::is_paused(&state_dir) {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+        return Ok(());
+    };
+    print!("{}", control::status_text(&status));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match runtime.block_on(wasmgrid_agent::fetch_earnings(
+        &state_dir,
+        None,
+        args.ca_cert.as_deref(),
+    )) {
+        // The agent and broker lines are already printed above.
+        Ok(report) => report
+            .to_text()
+            .lines()
+            .filter(|line| !line.starts_with("agent ") && !line.starts_with("broker "))
+            .for_each(|line| println!("{line}")),
+        Err(error) => println!("earnings    unavailable: {error}"),
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -15,6 +16,7 @@ use crate::backoff::Backoff;
 use crate::capacity::CapacityPool;
 use crate::client::{BrokerClient, Retry};
 use crate::config::AgentConfig;
+use crate::control::{self, AgentStatus, RunningTasks};
 use crate::counters::{AgentSummary, Counters, add};
 use crate::error::AgentError;
 use crate::module_store::ModuleStore;
@@ -36,6 +38,9 @@ const MAX_POLL_PAUSE: Duration = Duration::from_secs(5);
 /// better until a running task ends (which also ends the pause), and asking
 /// at once would only bring back the offers just declined.
 const NOTHING_FITTED_PAUSE: Duration = Duration::from_secs(1);
+
+/// How often a paused agent looks whether it was resumed.
+const PAUSED_POLL: Duration = Duration::from_millis(250);
 
 /// How long `AcceptOffers` is retried. Offers are held for the agent only
 /// briefly; past this they are gone anyway, and asking anew is better.
@@ -106,6 +111,7 @@ pub(crate) async fn run_agent(
         () = stop.stopping() => {}
     }
 
+    let running = Arc::new(RunningTasks::default());
     let ctx = Arc::new(WorkerContext {
         client: client.clone(),
         runtime,
@@ -114,7 +120,16 @@ pub(crate) async fn run_agent(
         reports: sender,
         counters: Arc::clone(&counters),
         speed: SpeedEstimate::default(),
+        running: Arc::clone(&running),
     });
+    let status_writer = tokio::spawn(write_status_until_stopped(
+        config.clone(),
+        broker_url.clone(),
+        client.session.agent_id(),
+        Arc::clone(&counters),
+        running,
+        outbox.clone(),
+    ));
     let pool = CapacityPool::new(total_capacity(&config));
     let (release_sender, release) = watch::channel(false);
     let mut workers = JoinSet::new();
@@ -129,6 +144,8 @@ pub(crate) async fn run_agent(
         .clamp(MIN_REPORT_DRAIN_TIMEOUT, REPORT_DRAIN_TIMEOUT);
     drain_reports(reporter, &stop, drain_timeout, &outbox).await;
 
+    status_writer.abort();
+    control::clear_status(&state_dir);
     let summary = counters.summary(client.session.agent_id(), outbox.pending());
     tracing::info!(
         tasks_run = summary.tasks_run,
@@ -139,6 +156,43 @@ pub(crate) async fn run_agent(
         "agent stopped"
     );
     Ok(summary)
+}
+
+/// Rewrites `status.json` every [`control::STATUS_INTERVAL`] until
+/// [`run_agent`] aborts it and removes the file, at the very end.
+async fn write_status_until_stopped(
+    config: AgentConfig,
+    broker: String,
+    agent_id: String,
+    counters: Arc<Counters>,
+    running: Arc<RunningTasks>,
+    outbox: Outbox,
+) {
+    loop {
+        let summary = counters.summary(agent_id.clone(), outbox.pending());
+        let answered = counters.broker_answered_ms.load(Ordering::Relaxed);
+        let status = AgentStatus {
+            pid: std::process::id(),
+            broker: broker.clone(),
+            agent_id: agent_id.clone(),
+            updated_unix_ms: control::now_unix_ms(),
+            paused: control::is_paused(&config.state_dir),
+            slots: config.slots,
+            memory_bytes: config.memory_bytes,
+            broker_answered_unix_ms: (answered > 0).then(|| i64::try_from(answered).unwrap_or(0)),
+            running: running.list(),
+            tasks_run: summary.tasks_run,
+            tasks_ok: summary.tasks_ok,
+            tasks_failed: summary.tasks_failed,
+            fuel_consumed: summary.fuel_consumed,
+            reports_pending: summary.reports_pending,
+        };
+        if let Err(error) = control::write_status(&config.state_dir, &status) {
+            tracing::warn!(%error, "cannot write status.json");
+        }
+        // Also while stopping: running tasks may take a while to finish.
+        tokio::time::sleep(control::STATUS_INTERVAL).await;
+    }
 }
 
 /// The sandbox for this agent: one task thread per slot, no task above the
@@ -176,10 +230,24 @@ async fn take_work(
     stop: &StopSignal,
 ) {
     let mut backoff = Backoff::new(config.backoff);
+    let mut was_paused = false;
     loop {
         reap(workers);
         if stop.is_stopping() {
             return;
+        }
+        let paused = control::is_paused(&config.state_dir);
+        if paused != was_paused {
+            if paused {
+                tracing::info!(running = workers.len(), "paused: taking no new work");
+            } else {
+                tracing::info!("resumed: taking work again");
+            }
+            was_paused = paused;
+        }
+        if paused {
+            pause(PAUSED_POLL, stop).await;
+            continue;
         }
         let free = pool.free();
         if free.slots == 0 {
@@ -204,6 +272,10 @@ async fn take_work(
         let response = match response {
             Ok(response) => {
                 backoff.reset();
+                let now = u64::try_from(control::now_unix_ms()).unwrap_or(0);
+                ctx.counters
+                    .broker_answered_ms
+                    .store(now, Ordering::Relaxed);
                 response
             }
             Err(status) => {

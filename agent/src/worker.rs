@@ -13,6 +13,7 @@ use wasmgrid_runtime::{Limits, ModuleHash, Outcome, Runtime, RuntimeError, TaskM
 
 use crate::capacity::Reservation;
 use crate::client::{BrokerClient, Retry};
+use crate::control::{RunningTask, RunningTasks, now_unix_ms};
 use crate::counters::{Counters, add};
 use crate::lease_keeper::LeaseKeeper;
 use crate::module_fetch::ensure_module;
@@ -37,6 +38,36 @@ pub(crate) struct WorkerContext {
     pub(crate) counters: Arc<Counters>,
     /// The agent's speed, learned from the runs of every worker.
     pub(crate) speed: SpeedEstimate,
+    /// The tasks running now, for `wasmgrid-agent status`.
+    pub(crate) running: Arc<RunningTasks>,
+}
+
+/// Lists a task as running for as long as it lives.
+struct ListedAsRunning<'a> {
+    running: &'a RunningTasks,
+    lease_id: String,
+}
+
+impl<'a> ListedAsRunning<'a> {
+    fn new(running: &'a RunningTasks, lease: &Lease) -> Self {
+        let task = lease.task.clone().unwrap_or_default();
+        running.started(RunningTask {
+            lease_id: lease.lease_id.clone(),
+            workload_id: task.workload_id,
+            index: task.index,
+            started_unix_ms: now_unix_ms(),
+        });
+        ListedAsRunning {
+            running,
+            lease_id: lease.lease_id.clone(),
+        }
+    }
+}
+
+impl Drop for ListedAsRunning<'_> {
+    fn drop(&mut self) {
+        self.running.ended(&self.lease_id);
+    }
 }
 
 /// Works on `lease` until its result is handed to the reporter or the lease
@@ -82,6 +113,7 @@ pub(crate) async fn work_on(
                 return;
             }
         };
+        let _listed = ListedAsRunning::new(&ctx.running, &lease);
         let input = std::mem::take(&mut lease.input);
         tracing::info!(fuel = limits.fuel, memory_bytes = limits.memory_bytes, "task started");
         let outcome = tokio::select! {
