@@ -34,7 +34,8 @@
 //! ```
 //!
 //! # Layout
-//! - `config`: [`AgentConfig`] and its defaults.
+//! - `config`: [`AgentConfig`] and its defaults; [`config_file`]: the TOML
+//!   file with the same keys as the flags.
 //! - `error`: [`AgentError`], why the agent cannot run.
 //! - `identity`: [`Identity`], the agent id and token kept in `identity.json`.
 //! - `durable_file`: write-temp-fsync-rename, for every state file.
@@ -62,6 +63,7 @@ mod backoff;
 mod capacity;
 mod client;
 mod config;
+pub mod config_file;
 pub mod control;
 mod counters;
 mod durable_file;

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytesize::ByteSize;
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
+use wasmgrid_agent::config_file::ConfigFile;
 use wasmgrid_agent::control;
 use wasmgrid_agent::{AgentConfig, AgentSummary, default_name, default_slots, default_state_dir};
 
@@ -93,8 +95,20 @@ struct RunArgs {
     /// URL of the broker to work for, e.g. https://broker.example:7070 (a
     /// bare host:port means http://, for a broker started with --insecure).
     /// The broker hands out tasks and pays for them.
-    #[arg(long, env = "WASMGRID_BROKER", value_name = "URL", required = true)]
+    #[arg(
+        long,
+        env = "WASMGRID_BROKER",
+        value_name = "URL",
+        required_unless_present = "config"
+    )]
     broker: Option<String>,
+
+    /// A TOML file with the same keys as these flags (`broker`, `ca_cert`,
+    /// `state_dir`, `memory`, `slots`, `name`, `owner`, `enrolment_secret`,
+    /// `min_rate`, `stop_timeout`, `log_format`). A flag or its environment
+    /// variable wins over the file.
+    #[arg(long, env = "WASMGRID_AGENT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
     /// A CA certificate (PEM) to trust for the broker's TLS certificate,
     /// besides the public roots, e.g. a --dev-tls broker's DATA_DIR/tls/ca.pem.
@@ -214,8 +228,75 @@ fn init_logging(format: &str) {
     }
 }
 
+/// Fills in from the config file what neither a flag nor its environment
+/// variable gave.
+fn apply_config_file(args: &mut RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    let Some(path) = &args.config else {
+        return Ok(());
+    };
+    let file = ConfigFile::load(path)?;
+    let unset = |id: &str| {
+        !matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    let invalid = |key: &str, why: String| anyhow::anyhow!("{}: {key}: {why}", path.display());
+    if let Some(broker) = file.broker.filter(|_| unset("broker")) {
+        args.broker = Some(broker);
+    }
+    if let Some(ca_cert) = file.ca_cert.filter(|_| unset("ca_cert")) {
+        args.ca_cert = Some(ca_cert);
+    }
+    if let Some(state_dir) = file.state_dir.filter(|_| unset("state_dir")) {
+        args.state_dir = Some(state_dir);
+    }
+    if let Some(memory) = file.memory.filter(|_| unset("memory")) {
+        args.memory = parse_size(&memory).map_err(|why| invalid("memory", why))?;
+    }
+    if let Some(slots) = file.slots.filter(|_| unset("slots")) {
+        args.slots = Some(slots);
+    }
+    if let Some(name) = file.name.filter(|_| unset("name")) {
+        args.name = Some(name);
+    }
+    if let Some(owner) = file.owner.filter(|_| unset("owner")) {
+        args.owner = Some(owner);
+    }
+    if let Some(secret) = file.enrolment_secret.filter(|_| unset("enrolment_secret")) {
+        args.enrolment_secret = Some(secret);
+    }
+    if let Some(rate) = file.min_rate.filter(|_| unset("min_rate")) {
+        args.min_rate = parse_rate(&rate.to_string()).map_err(|why| invalid("min_rate", why))?;
+    }
+    if let Some(timeout) = file.stop_timeout.filter(|_| unset("stop_timeout")) {
+        args.stop_timeout = humantime::parse_duration(&timeout)
+            .map_err(|error| invalid("stop_timeout", error.to_string()))?;
+    }
+    if let Some(format) = file.log_format.filter(|_| unset("log_format")) {
+        if format != "text" && format != "json" {
+            return Err(invalid(
+                "log_format",
+                format!("{format:?}: use text or json"),
+            ));
+        }
+        args.log_format = format;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    if cli.command.is_none()
+        && let Err(error) = apply_config_file(&mut cli.run, &matches)
+    {
+        eprintln!("error: {error:#}");
+        return ExitCode::from(2);
+    }
     let outcome = match cli.command {
         Some(Command::Earnings(args)) => earnings(args),
         Some(Command::Status(args)) => status(args),
@@ -260,7 +341,9 @@ fn state_dir_or_default(state_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<AgentSummary> {
-    let broker = args.broker.context("--broker is required")?;
+    let broker = args
+        .broker
+        .context("--broker (or `broker` in the --config file) is required")?;
     let mut config = AgentConfig::new(broker, state_dir_or_default(args.state_dir)?);
     config.ca_cert = args.ca_cert;
     config.memory_bytes = args.memory;

@@ -115,3 +115,74 @@ async fn a_paused_agent_takes_no_work_until_resumed_and_status_says_so() {
     assert!(text.contains("no agent is running"), "{text}");
     assert_eq!(status_field(&state_dir, "running"), "false");
 }
+
+/// The config file gives what the flags do; a flag wins over the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_file_sets_the_flags_and_a_flag_wins() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
+    let url = broker.url();
+    let state_dir = dir.path().join("agent");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "broker = \"{url}\"\nstate_dir = \"{}\"\nmemory = \"256MiB\"\nslots = 3\n\
+             name = \"from-the-file\"\nowner = \"volunteer@example.invalid\"\n",
+            state_dir.display()
+        ),
+    )
+    .expect("write");
+    let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
+    let mut child = Command::new(binary("wasmgrid-agent"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--slots", "2"])
+        .env_remove("WASMGRID_BROKER")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("agent starts");
+    let mut admin = wasmgrid_tests::admin(&url).await;
+    let mut agents = Vec::new();
+    for _ in 0..200 {
+        agents = admin
+            .list_agents(v1::ListAgentsRequest {})
+            .await
+            .expect("agents")
+            .into_inner()
+            .agents;
+        if !agents.is_empty() {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let [agent] = agents.as_slice() else {
+        panic!(
+            "one agent registered: {agents:?}\n{}",
+            std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default()
+        );
+    };
+    assert_eq!(agent.name, "from-the-file");
+    assert_eq!(agent.owner, "volunteer@example.invalid");
+    assert_eq!(agent.memory_bytes, 256 << 20);
+    assert_eq!(agent.slots, 2, "the flag wins over the file");
+    assert!(
+        state_dir.join("identity.json").exists(),
+        "state dir from the file"
+    );
+
+    // A typo in the file is refused, naming it.
+    std::fs::write(&config, "slotz = 3\n").expect("write");
+    let output = Command::new(binary("wasmgrid-agent"))
+        .arg("--config")
+        .arg(&config)
+        .env_remove("WASMGRID_BROKER")
+        .output()
+        .expect("agent runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("slotz"), "{stderr}");
+}
