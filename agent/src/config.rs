@@ -48,6 +48,9 @@ pub struct AgentConfig {
     /// registers: the broker can keep replicas of a task off agents of one
     /// owner. Empty when not given.
     pub owner: String,
+    /// Percent of the time each task may compute (1 to 100): BOINC-style
+    /// duty-cycle throttling, for a machine that should stay cool or quiet.
+    pub cpu_percent: u8,
     /// The broker's enrolment secret, sent when registering; empty when the
     /// broker lets any machine join.
     pub enrolment_secret: String,
@@ -73,6 +76,7 @@ impl fmt::Debug for AgentConfig {
             .field("name", &self.name)
             .field("owner", &self.owner)
             .field("enrolment_secret", &"<hidden>")
+            .field("cpu_percent", &self.cpu_percent)
             .field("stop_timeout", &self.stop_timeout)
             .field("backoff", &self.backoff)
             .field("offer_policy", &self.offer_policy)
@@ -95,6 +99,7 @@ impl AgentConfig {
             name: default_name(),
             owner: String::new(),
             enrolment_secret: String::new(),
+            cpu_percent: 100,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             backoff: BackoffConfig::default(),
             offer_policy: Arc::new(BestReturn),

@@ -7,6 +7,7 @@
 //! ca_cert = "/etc/wasmgrid/ca.pem"
 //! memory = "2GiB"
 //! slots = 2
+//! cpu_percent = 50
 //! owner = "alice@example.org"
 //! min_rate = 1e-9
 //! stop_timeout = "1m"
@@ -26,6 +27,8 @@ pub struct ConfigFile {
     /// A size, e.g. `"512MiB"`.
     pub memory: Option<String>,
     pub slots: Option<usize>,
+    /// 1 to 100.
+    pub cpu_percent: Option<u8>,
     pub name: Option<String>,
     pub owner: Option<String>,
     pub enrolment_secret: Option<String>,

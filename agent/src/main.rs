@@ -104,7 +104,7 @@ struct RunArgs {
     broker: Option<String>,
 
     /// A TOML file with the same keys as these flags (`broker`, `ca_cert`,
-    /// `state_dir`, `memory`, `slots`, `name`, `owner`, `enrolment_secret`,
+    /// `state_dir`, `memory`, `slots`, `cpu_percent`, `name`, `owner`, `enrolment_secret`,
     /// `min_rate`, `stop_timeout`, `log_format`). A flag or its environment
     /// variable wins over the file.
     #[arg(long, env = "WASMGRID_AGENT_CONFIG", value_name = "FILE")]
@@ -153,6 +153,13 @@ struct RunArgs {
         hide_env_values = true
     )]
     enrolment_secret: Option<String>,
+
+    /// Percent of the time each task may compute, 1 to 100 (as BOINC's
+    /// "use at most N% of CPU time"): tasks sleep in between, so the machine
+    /// stays cooler and quieter. A task's wall-time limit counts its running
+    /// time only; its result and pay do not change.
+    #[arg(long, default_value = "100", value_parser = clap::value_parser!(u8).range(1..=100), value_name = "N")]
+    cpu_percent: u8,
 
     /// Log format: text, or json (one object per line, with the task's
     /// workload, index and lease in each line's span).
@@ -257,6 +264,12 @@ fn apply_config_file(args: &mut RunArgs, matches: &ArgMatches) -> anyhow::Result
     if let Some(slots) = file.slots.filter(|_| unset("slots")) {
         args.slots = Some(slots);
     }
+    if let Some(percent) = file.cpu_percent.filter(|_| unset("cpu_percent")) {
+        if !(1..=100).contains(&percent) {
+            return Err(invalid("cpu_percent", format!("{percent}: use 1 to 100")));
+        }
+        args.cpu_percent = percent;
+    }
     if let Some(name) = file.name.filter(|_| unset("name")) {
         args.name = Some(name);
     }
@@ -354,6 +367,7 @@ fn run(args: RunArgs) -> anyhow::Result<AgentSummary> {
         .map(|owner| owner.trim().to_owned())
         .unwrap_or_default();
     config.enrolment_secret = args.enrolment_secret.unwrap_or_default();
+    config.cpu_percent = args.cpu_percent;
     config.min_rate = args.min_rate;
     config.stop_timeout = args.stop_timeout;
 

@@ -205,6 +205,7 @@ fn runtime_config(config: &AgentConfig) -> RuntimeConfig {
         max_concurrent_tasks: NonZeroUsize::new(config.slots).unwrap_or(NonZeroUsize::MIN),
         max_memory_bytes: memory.min(defaults.max_memory_bytes),
         cache_dir: Some(config.state_dir.join("compiled")),
+        cpu_percent: config.cpu_percent.clamp(1, 100),
         ..defaults
     }
 }

@@ -33,6 +33,12 @@ pub struct RuntimeConfig {
     /// Count fuel. Only benchmarks turn this off, to measure what metering
     /// costs; without it `fuel_consumed` is 0 and the fuel limit is ignored.
     pub fuel_metering: bool,
+    /// Percent of the time each task thread may compute (1 to 100), as
+    /// BOINC's CPU throttling: below 100, a task sleeps after each epoch
+    /// tick so that it runs this share of the time. A task's wall-time limit
+    /// then counts its running time only, so throttling never makes it time
+    /// out; its fuel and output do not change.
+    pub cpu_percent: u8,
 }
 
 impl Default for RuntimeConfig {
@@ -45,6 +51,7 @@ impl Default for RuntimeConfig {
             max_cached_modules: 64,
             pooling: true,
             fuel_metering: true,
+            cpu_percent: 100,
         }
     }
 }

@@ -2,9 +2,9 @@
 //! fuel metered from `_start` on, the wall-clock deadline, captured stdio;
 //! and turns however it ended into an [`Outcome`].
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::engine::{EngineClass, deadline_ticks};
 use crate::limiter::{MemoryCap, MemoryCapExceeded};
@@ -32,8 +32,12 @@ pub(crate) fn run(
     );
     let mut store = Store::new(&class.engine, state);
     store.limiter(|state| &mut state.limiter);
-    store.set_epoch_deadline(deadline_ticks(limits.wall_time));
-    store.epoch_deadline_trap();
+    if config.cpu_percent >= 100 {
+        store.set_epoch_deadline(deadline_ticks(limits.wall_time));
+        store.epoch_deadline_trap();
+    } else {
+        throttle(&mut store, limits.wall_time, config.cpu_percent);
+    }
     // Instantiation gets the same budget but is not billed: its cost differs
     // between platforms (wasmtime #14331), and a module has no start function
     // (checked when prepared), so no task code runs before `_start`.
@@ -79,6 +83,27 @@ pub(crate) fn run(
         output: state.stdout,
         stderr: state.stderr,
     }
+}
+
+/// Duty-cycle throttling: each time the epoch ticks, the task sleeps for as
+/// long as it ran since it last woke, scaled so that it runs `cpu_percent`
+/// of the time; the wall-time limit counts the time it ran, not the time it
+/// slept.
+fn throttle(store: &mut Store<TaskState>, wall_time: Duration, cpu_percent: u8) {
+    let percent = u32::from(cpu_percent.max(1));
+    let mut running = Duration::ZERO;
+    let mut woke = Instant::now();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        let ran = woke.elapsed();
+        running += ran;
+        if running >= wall_time {
+            return Err(wasmtime::Error::new(Trap::Interrupt));
+        }
+        std::thread::sleep(ran * (100 - percent) / percent);
+        woke = Instant::now();
+        Ok(UpdateDeadline::Continue(1))
+    });
 }
 
 fn set_fuel(store: &mut Store<TaskState>, config: &RuntimeConfig, fuel: u64) {

@@ -8,6 +8,7 @@ mod determinism;
 mod hostile;
 mod isolation;
 mod samples;
+mod throttle;
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -1,0 +1,81 @@
+//! CPU throttling (`RuntimeConfig::cpu_percent`): a throttled task runs
+//! slower by about the share given, with the same output and fuel, and its
+//! wall-time limit counts its running time only.
+
+use std::time::Duration;
+
+use wasmgrid_runtime::{Limits, Runtime, RuntimeConfig, Status};
+
+use crate::{sample, text, tight_limits};
+
+/// A range whose count takes a few hundred milliseconds here.
+const RANGE: &str = r#"{"start":0,"end":30000000}"#;
+
+fn runtime(cpu_percent: u8) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cpu_percent,
+        pooling: false,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime starts")
+}
+
+#[test]
+fn a_throttled_task_runs_slower_with_the_same_result_and_fuel() {
+    let primes = sample("primes");
+    let full = runtime(100)
+        .run_blocking(&primes, RANGE.into(), &tight_limits(), 1)
+        .expect("runs");
+    let throttled = runtime(25)
+        .run_blocking(&primes, RANGE.into(), &tight_limits(), 1)
+        .expect("runs");
+    assert_eq!(full.status, Status::Ok);
+    assert_eq!(throttled.status, Status::Ok);
+    assert_eq!(text(&throttled), text(&full));
+    assert_eq!(throttled.usage.fuel_consumed, full.usage.fuel_consumed);
+    // 25 % should take about 4× as long; 2× leaves room for a busy machine.
+    assert!(
+        throttled.usage.wall_time >= full.usage.wall_time * 2,
+        "throttled {:?}, full {:?}",
+        throttled.usage.wall_time,
+        full.usage.wall_time
+    );
+}
+
+#[test]
+fn the_wall_time_limit_counts_running_time_only() {
+    let primes = sample("primes");
+    let full = runtime(100)
+        .run_blocking(&primes, RANGE.into(), &tight_limits(), 1)
+        .expect("runs");
+    // A limit of three times the unthrottled run: at 20 % it takes about
+    // five times as long in real time, and still ends Ok.
+    let limits = Limits {
+        wall_time: (full.usage.wall_time * 3).max(Duration::from_millis(100)),
+        ..tight_limits()
+    };
+    let throttled = runtime(20)
+        .run_blocking(&primes, RANGE.into(), &limits, 1)
+        .expect("runs");
+    assert_eq!(throttled.status, Status::Ok, "{:?}", throttled.usage);
+    assert!(
+        throttled.usage.wall_time > limits.wall_time,
+        "{:?}",
+        throttled.usage
+    );
+
+    // An endless loop still ends at its limit, throttled or not.
+    let looping = runtime(50)
+        .run_blocking(
+            &sample("infinite-loop"),
+            Vec::new(),
+            &Limits {
+                fuel: u64::MAX / 4,
+                wall_time: Duration::from_millis(200),
+                ..tight_limits()
+            },
+            1,
+        )
+        .expect("runs");
+    assert_eq!(looping.status, Status::Timeout);
+}
