@@ -186,11 +186,9 @@ pub fn call_error(url: &str, status: &tonic::Status) -> anyhow::Error {
             "{message}\n  give your token with --token TOKEN, --token-file FILE or \
              WASMGRID_TOKEN"
         ),
-        Code::Unknown | Code::Internal
-            if url.starts_with("http://")
-                && (message.contains("h2 protocol error")
-                    || message.contains("transport error")) =>
-        {
+        // A plain client on a TLS port fails in hyper's words, which vary:
+        // "transport error", "h2 protocol error", "operation was canceled".
+        Code::Unknown | Code::Internal | Code::Cancelled if url.starts_with("http://") => {
             anyhow!(
                 "cannot talk to the broker at {url}: {message}\n  the broker may be serving \
              TLS: use an https:// URL (with --ca-cert DATA_DIR/tls/ca.pem for a --dev-tls \
@@ -227,11 +225,13 @@ mod tests {
             &tonic::Status::unauthenticated("missing authorization"),
         );
         assert!(error.to_string().contains("WASMGRID_TOKEN"), "{error}");
-        let error = call_error(
-            "http://b:1",
-            &tonic::Status::unknown("h2 protocol error: http2 error"),
-        );
-        assert!(error.to_string().contains("use an https:// URL"), "{error}");
+        for status in [
+            tonic::Status::unknown("h2 protocol error: http2 error"),
+            tonic::Status::cancelled("operation was canceled"),
+        ] {
+            let error = call_error("http://b:1", &status);
+            assert!(error.to_string().contains("use an https:// URL"), "{error}");
+        }
         let error = call_error(
             "https://b:1",
             &tonic::Status::unknown("h2 protocol error: http2 error"),
