@@ -42,7 +42,7 @@ pub struct AgentProfile {
 ///
 /// A policy must not choose more tasks than `free.slots`, nor tasks whose
 /// `limits.memory_bytes` add up to more than `free.memory_bytes`: the agent
-/// never promises memory it does not have ([`choose_offers`] drops whatever
+/// never promises memory it does not have (`choose_offers` drops whatever
 /// goes beyond). The offers it sees already pay at least the agent's minimum
 /// rate. Every offer it does not choose is declined at once.
 pub trait OfferPolicy: Send + Sync + fmt::Debug {

@@ -55,7 +55,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 /// `data` as a task module: hashed, prepared (compiled, checked to be a WASI
 /// command, linked) and, when that succeeds, run twice under
-/// [`small_limits`]. Errors and task failures are fine; panics, aborts and
+/// `small_limits`. Errors and task failures are fine; panics, aborts and
 /// hangs are findings, and so is a run that breaks the runtime's promises:
 /// a run that differs between two runs of the same module, input and seed,
 /// reports more memory or output than its limits, or runs a module that

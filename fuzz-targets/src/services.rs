@@ -127,7 +127,7 @@ async fn agent_rpc(fx: &Fixture, rpc: u8, auth: Auth, message: &[u8]) {
 
 /// `IssuerService`. The selector byte's low three bits pick the RPC
 /// (GetStatus, WatchProgress, FetchResults, Cancel, ListTasks, GetBalance,
-/// GetLedger, SubmitWorkload), the next two the caller ([`CallerAuth`]:
+/// GetLedger, SubmitWorkload), the next two the caller (`CallerAuth`:
 /// admin, the fixture issuer, no token, an unknown token); the rest of the
 /// bytes is the request message, or for SubmitWorkload the input of
 /// [`submit_workload`] (always as the admin).
@@ -200,7 +200,7 @@ async fn issuer_rpc(fx: &Fixture, rpc: u8, auth: CallerAuth, message: &[u8]) {
 
 /// `AdminService`. The selector byte's low two bits pick the RPC
 /// (ListAgents, ListWorkloads, GrantCredits, ListAccounts), the next two the
-/// caller ([`CallerAuth`]); the rest of the bytes is the request message.
+/// caller (`CallerAuth`); the rest of the bytes is the request message.
 pub fn admin_service(data: &[u8]) {
     let Some((&selector, message)) = data.split_first() else {
         return;
@@ -260,7 +260,7 @@ async fn admin_rpc(fx: &Fixture, rpc: u8, auth: CallerAuth, message: &[u8]) {
 ///   big-endian `u32` length, the message), so the broker decodes it as it
 ///   decodes a real stream (truncated frames, compression flags, …);
 /// - odd: parts of 2-byte little-endian length and `SubmitWorkloadRequest`
-///   bytes ([`encode_parts`]). Each part that decodes is sent, with the
+///   bytes (`encode_parts`). Each part that decodes is sent, with the
 ///   header's sizes and sha256s and the end marker's task count made to
 ///   match what is sent, so the submission gets past the stream's integrity
 ///   checks to validation, module compilation and the store.

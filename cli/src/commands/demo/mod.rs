@@ -67,7 +67,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
     /// Directory holding primes.wasm and sum-u64.wasm; by default
-    /// <exe dir>/../wasm32-wasip1/release (built by `cargo sample-tasks`).
+    /// EXE_DIR/../wasm32-wasip1/release (built by `cargo sample-tasks`).
     #[arg(long, value_name = "DIR")]
     tasks_dir: Option<PathBuf>,
 }
