@@ -57,16 +57,11 @@ pub(crate) fn read(bytes: &[u8]) -> DeclaredSizes {
     sizes
 }
 
-/// The sizes `bytes` declare when the module is valid for `engine`
-/// (validation only, no compiling); `None` for an invalid module, whose
-/// compile error then names what is wrong with it.
-pub(crate) fn of_valid_module(engine: &Engine, bytes: &[u8]) -> Option<DeclaredSizes> {
-    let sizes = read(bytes);
-    if sizes == DeclaredSizes::default() {
-        // Nothing to check: skip the validation pass.
-        return Some(sizes);
-    }
-    Module::validate(engine, bytes).ok().map(|()| sizes)
+/// Whether `bytes` are a valid module for `engine` (validation only, no
+/// compiling). Asked only of a module whose declared sizes are over a cap:
+/// an invalid one is left to the compiler, whose error names what is wrong.
+pub(crate) fn is_valid(engine: &Engine, bytes: &[u8]) -> bool {
+    Module::validate(engine, bytes).is_ok()
 }
 
 impl DeclaredSizes {

@@ -80,9 +80,9 @@ impl ModuleCache {
     fn prepare(&self, class: &EngineClass, module: &TaskModule) -> Preparation {
         // Before compiling: whether the pooling allocator would refuse such
         // a table depends on the machine; this refusal does not.
-        let declared = declared_sizes::of_valid_module(&class.engine, module.bytes());
-        if let Some(declared) = declared
-            && declared.min_table_elements > MAX_TABLE_ELEMENTS as u64
+        let declared = declared_sizes::read(module.bytes());
+        if declared.min_table_elements > MAX_TABLE_ELEMENTS as u64
+            && declared_sizes::is_valid(&class.engine, module.bytes())
         {
             return Err(format!(
                 "module declares a table of {} elements; tables are capped at {MAX_TABLE_ELEMENTS}",

@@ -184,8 +184,10 @@ impl Runtime {
 /// on this machine's memory slots (the pooling allocator's are sized by the
 /// runtime's largest memory), and the status must not.
 fn initial_memory_above_cap(class: &EngineClass, module: &TaskModule, limits: &Limits) -> bool {
-    declared_sizes::of_valid_module(&class.engine, module.bytes())
-        .is_some_and(|declared| declared.min_memory_bytes > limits.memory_bytes)
+    // Reading the sections before the code is cheap; validating the whole
+    // module is not, and is needed only for a module over the cap.
+    declared_sizes::read(module.bytes()).min_memory_bytes > limits.memory_bytes
+        && declared_sizes::is_valid(&class.engine, module.bytes())
 }
 
 impl Inner {
