@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable_file::write_atomically;
+use crate::durable_file::{write_atomically, write_replacing};
 
 /// The marker file: while it exists, the agent takes no new work.
 pub const PAUSED_FILE: &str = "paused";
@@ -145,7 +145,8 @@ pub fn read_status(state_dir: &Path) -> io::Result<Option<AgentStatus>> {
 /// Writes the status (atomically: a reader never sees half of it).
 pub(crate) fn write_status(state_dir: &Path, status: &AgentStatus) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
-    write_atomically(&status_path(state_dir), &json)
+    // Rewritten every second and worthless after a crash: not synced.
+    write_replacing(&status_path(state_dir), &json)
 }
 
 /// Removes the status: the agent stopped.

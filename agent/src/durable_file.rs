@@ -12,6 +12,20 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// Writes `bytes` to `path` atomically and durably. The file is readable by
 /// its owner only: state files hold the agent's token and task results.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, true)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Writes `bytes` to `path` atomically (a reader never sees half of it) but
+/// without syncing: for files a crash may lose, such as the status the
+/// running agent rewrites every second.
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, false)
+}
+
+/// Writes a temporary file beside `path`, synced if `sync`, and renames it
+/// over `path`.
+fn replace(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -21,15 +35,15 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         ".{name}.{:016x}{TEMP_SUFFIX}",
         rand::random::<u64>()
     ));
-    let written = write_and_sync(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    let written = write_new(&temp, bytes, sync).and_then(|()| fs::rename(&temp, path));
     if let Err(error) = written {
         let _ = fs::remove_file(&temp);
         return Err(error);
     }
-    sync_dir(dir)
+    Ok(())
 }
 
-fn write_and_sync(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_new(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -39,7 +53,10 @@ fn write_and_sync(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    if sync {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Makes the rename itself durable (on Unix a directory entry is only on
