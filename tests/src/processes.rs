@@ -253,6 +253,12 @@ impl AgentProcess {
         })
     }
 
+    /// How many finished results wait in the agent's outbox for the
+    /// broker's acknowledgement.
+    pub fn kept_results(&self) -> usize {
+        std::fs::read_dir(self.state_dir.join("outbox")).map_or(0, |entries| entries.count())
+    }
+
     /// Whether the process is still running (it has not exited).
     pub fn is_running(&mut self) -> bool {
         self.child

@@ -171,21 +171,23 @@ async fn an_agent_killed_with_its_report_unanswered_resends_it_and_is_paid_once(
     )
     .await;
     broker.freeze();
-    let outbox = state_dir.join("outbox");
-    let kept = || std::fs::read_dir(&outbox).map_or(0, |entries| entries.count());
     eventually(
         TIMEOUT,
         POLL,
         "the finished result never reached the outbox",
         || agent.log_tail(),
-        || async { kept() > 0 },
+        || async { agent.kept_results() > 0 },
     )
     .await;
     // Give the report time to be written to the socket, then crash.
     tokio::time::sleep(Duration::from_millis(300)).await;
     agent.kill9();
     broker.thaw();
-    assert_eq!(kept(), 1, "the unanswered result is still kept");
+    assert_eq!(
+        agent.kept_results(),
+        1,
+        "the unanswered result is still kept"
+    );
     let agent = AgentProcess::start(&url, &state_dir, "agent", 1, &[]);
     let status = wait_until_final(&mut client, &workload_id, TIMEOUT).await;
     assert_eq!(
@@ -211,7 +213,7 @@ async fn an_agent_killed_with_its_report_unanswered_resends_it_and_is_paid_once(
         POLL,
         "the outbox was not emptied after the ack",
         || agent.log_tail(),
-        || async { kept() == 0 },
+        || async { agent.kept_results() == 0 },
     )
     .await;
 }

@@ -263,14 +263,12 @@ async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_resta
     // the broker then, so the result is finished while it is away.
     wait_until_running(&agent).await;
     broker.kill9();
-    let outbox = agent.state_dir.join("outbox");
-    let kept = || std::fs::read_dir(&outbox).map_or(0, |entries| entries.count());
     eventually(
         TIMEOUT,
         POLL,
         "no result was kept in the outbox",
         || agent.log_tail(),
-        || async { kept() > 0 },
+        || async { agent.kept_results() > 0 },
     )
     .await;
     broker.restart();
@@ -295,7 +293,7 @@ async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_resta
         POLL,
         "the outbox was not emptied after the ack",
         || agent.log_tail(),
-        || async { kept() == 0 },
+        || async { agent.kept_results() == 0 },
     )
     .await;
     assert_ledger_consistent(&url).await;
