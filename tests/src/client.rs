@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic::{Request, Status};
 use wasmgrid_proto::MAX_MESSAGE_BYTES;
 use wasmgrid_proto::submission::Workload;
 use wasmgrid_proto::v1::admin_service_client::AdminServiceClient;
@@ -62,26 +62,12 @@ pub async fn admin_with_token(url: &str, token: &str) -> AdminClient {
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone, Debug)]
-pub struct Bearer(pub String);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let value = format!("Bearer {}", self.0)
-            .parse()
-            .map_err(|_| Status::internal("token is not a header value"))?;
-        request.metadata_mut().insert("authorization", value);
-        Ok(request)
-    }
-}
+/// The agent service with a token on every call.
+pub type AgentClient = AgentServiceClient<InterceptedService<Channel, wasmgrid_proto::Bearer>>;
 
 /// An agent client speaking with `token` (any string, for refusal tests).
-pub async fn agent_client(
-    url: &str,
-    token: &str,
-) -> AgentServiceClient<InterceptedService<Channel, Bearer>> {
-    AgentServiceClient::with_interceptor(channel(url).await, Bearer(token.to_owned()))
+pub async fn agent_client(url: &str, token: &str) -> AgentClient {
+    AgentServiceClient::with_interceptor(channel(url).await, bearer(token))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }

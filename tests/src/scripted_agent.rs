@@ -20,21 +20,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use wasmgrid_proto::v1::agent_service_client::AgentServiceClient;
 use wasmgrid_proto::v1::{self, Lease};
 use wasmgrid_proto::{limits_from_wire, status_to_wire, usage_to_wire};
 use wasmgrid_runtime::{Outcome, Runtime, RuntimeConfig, TaskModule};
 
-use crate::client::{Bearer, agent_client};
+use crate::client::{AgentClient, agent_client};
 
 /// Memory the agent declares, and offers free for tasks.
 const MEMORY_BYTES: u64 = 1 << 30;
 /// Longest pause between two requests for work when none is offered.
 const MAX_IDLE: Duration = Duration::from_millis(100);
 
-type Client = AgentServiceClient<InterceptedService<Channel, Bearer>>;
+type Client = AgentClient;
 
 /// What a scripted agent reports about the tasks it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

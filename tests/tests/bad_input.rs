@@ -7,18 +7,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use wasmgrid_proto::v1::agent_service_client::AgentServiceClient;
 use wasmgrid_proto::v1::{self, TaskRef};
-use wasmgrid_tests::client::Bearer;
+use wasmgrid_tests::client::AgentClient;
 use wasmgrid_tests::ledger_check::{
     CREDITS_PER_FUEL, assert_ledger_consistent, escrow_needed, expected_pay, fund,
 };
 use wasmgrid_tests::queries::workload_count;
 use wasmgrid_tests::{BrokerProcess, Submission, agent_client, eventually, issuer};
-
-type AgentClient = AgentServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// The fuel the hand-written reports claim: 2000 micro-credits at
 /// [`CREDITS_PER_FUEL`].
