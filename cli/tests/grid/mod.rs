@@ -3,17 +3,17 @@
 //! directory, killed when dropped, and `wasmgrid` run against them.
 //!
 //! The broker and agent binaries belong to other packages, so cargo does not
-//! build them for `cargo test -p wasmgrid`: the first grid of a test process
-//! runs `cargo build -p wasmgrid-broker -p wasmgrid-agent` into the same
-//! target directory (a no-op when they are up to date), so a test never
-//! runs against stale binaries.
+//! build them for `cargo test -p wasmgrid`: `wasmgrid_tests::binaries`
+//! builds them as the integration tests do (a no-op after `cargo test
+//! --workspace`), so a test never runs against stale binaries.
 
 #![allow(dead_code, reason = "each test file uses its own part of the grid")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use wasmgrid_tests::binaries::binary;
 
 /// How long the broker may take to open its store and listen.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -24,67 +24,6 @@ const POLL: Duration = Duration::from_millis(20);
 /// The `wasmgrid` binary under test.
 pub fn wasmgrid_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wasmgrid"))
-}
-
-/// `target/<profile>`, where cargo put `wasmgrid` and puts the others.
-fn profile_dir() -> PathBuf {
-    wasmgrid_binary()
-        .parent()
-        .map(Path::to_path_buf)
-        .expect("the wasmgrid binary lives in target/<profile>")
-}
-
-/// Builds the workspace's test targets (and so its binaries) once per test
-/// process.
-fn ensure_built() -> &'static Result<(), String> {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = profile_dir();
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = Command::new(cargo);
-        // As `wasmgrid_tests::binaries` does: a no-op after `cargo test
-        // --workspace`, with its features. `cargo build -p …` resolves
-        // features without the dev-dependencies and would rebuild part of
-        // the tree (wasmtime too, for the broker and agent alone) and
-        // relink binaries under running tests.
-        command
-            .args([
-                "test",
-                "--workspace",
-                "--no-run",
-                "--quiet",
-                "--manifest-path",
-            ])
-            .arg(&manifest);
-        if dir.file_name().is_some_and(|name| name == "release") {
-            command.arg("--release");
-        }
-        if let Some(target_dir) = dir.parent() {
-            command.arg("--target-dir").arg(target_dir);
-        }
-        let output = command
-            .output()
-            .map_err(|error| format!("cannot run cargo: {error}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "building wasmgrid-broker and wasmgrid-agent failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    })
-}
-
-/// A workspace binary other than `wasmgrid`, built if needed.
-fn binary(name: &str) -> PathBuf {
-    if let Err(error) = ensure_built() {
-        panic!("{error}");
-    }
-    let path = profile_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.is_file(), "{} was not built", path.display());
-    path
 }
 
 /// A path as a command-line argument.
