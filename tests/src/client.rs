@@ -65,6 +65,22 @@ pub async fn admin_with_token(url: &str, token: &str) -> AdminClient {
 /// The agent service with a token on every call.
 pub type AgentClient = AgentServiceClient<InterceptedService<Channel, wasmgrid_proto::Bearer>>;
 
+/// What a one-slot test machine called `name` announces when it registers
+/// (1 GiB, this host's OS and architecture, no owner, no enrolment secret).
+pub fn register_request(name: &str) -> v1::RegisterRequest {
+    v1::RegisterRequest {
+        name: name.to_owned(),
+        os: std::env::consts::OS.to_owned(),
+        arch: std::env::consts::ARCH.to_owned(),
+        cores: 1,
+        memory_bytes: 1 << 30,
+        slots: 1,
+        version: "test".to_owned(),
+        owner: String::new(),
+        enrolment_secret: String::new(),
+    }
+}
+
 /// An agent client speaking with `token` (any string, for refusal tests).
 pub async fn agent_client(url: &str, token: &str) -> AgentClient {
     AgentServiceClient::with_interceptor(channel(url).await, bearer(token))

@@ -24,7 +24,7 @@ use wasmgrid_proto::v1::{self, Lease};
 use wasmgrid_proto::{limits_from_wire, status_to_wire, usage_to_wire};
 use wasmgrid_runtime::{Outcome, Runtime, RuntimeConfig, TaskModule};
 
-use crate::client::{AgentClient, agent_client};
+use crate::client::{AgentClient, agent_client, register_request};
 
 /// Memory the agent declares, and offers free for tasks.
 const MEMORY_BYTES: u64 = 1 << 30;
@@ -108,15 +108,10 @@ impl ScriptedAgent {
         let response = agent_client(url, "")
             .await
             .register(v1::RegisterRequest {
-                name: name.to_owned(),
-                os: std::env::consts::OS.to_owned(),
-                arch: std::env::consts::ARCH.to_owned(),
-                cores: 1,
                 memory_bytes: MEMORY_BYTES,
-                slots: 1,
                 version: "scripted".to_owned(),
                 owner: owner.to_owned(),
-                enrolment_secret: String::new(),
+                ..register_request(name)
             })
             .await
             .unwrap_or_else(|status| panic!("scripted agent {name}: Register failed: {status}"))

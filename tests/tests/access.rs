@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use wasmgrid_proto::v1;
 use wasmgrid_tests::binaries::binary;
+use wasmgrid_tests::client::register_request;
 use wasmgrid_tests::ledger_check::{CREDITS_PER_FUEL, escrow_needed};
 use wasmgrid_tests::queries::workload_count;
 use wasmgrid_tests::{
@@ -456,15 +457,8 @@ async fn agents_register_only_with_the_enrolment_secret() {
     );
     let url = broker.url();
     let register = |secret: &str| v1::RegisterRequest {
-        name: "machine".into(),
-        os: "linux".into(),
-        arch: "x86_64".into(),
-        cores: 1,
-        memory_bytes: 1 << 30,
-        slots: 1,
-        version: "test".into(),
-        owner: String::new(),
         enrolment_secret: secret.into(),
+        ..register_request("machine")
     };
     let mut client = agent_client(&url, "").await;
     for (secret, says) in [

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tonic::Code;
 use wasmgrid_proto::v1::{self, TaskRef};
-use wasmgrid_tests::client::AgentClient;
+use wasmgrid_tests::client::{AgentClient, register_request};
 use wasmgrid_tests::ledger_check::{
     CREDITS_PER_FUEL, assert_ledger_consistent, escrow_needed, expected_pay, fund,
 };
@@ -180,17 +180,7 @@ async fn unknown_workload_ids_are_not_found() {
 async fn register(url: &str, name: &str) -> String {
     let mut client = agent_client(url, "").await;
     client
-        .register(v1::RegisterRequest {
-            name: name.into(),
-            os: "linux".into(),
-            arch: "x86_64".into(),
-            cores: 1,
-            memory_bytes: 1 << 30,
-            slots: 1,
-            version: "test".into(),
-            owner: String::new(),
-            enrolment_secret: String::new(),
-        })
+        .register(register_request(name))
         .await
         .expect("register")
         .into_inner()
