@@ -133,6 +133,15 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
+/// A request carrying `header` as its `authorization` metadata, if any.
+fn with_authorization<T>(message: T, header: Option<String>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(value) = header.and_then(|header| header.parse().ok()) {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
 /// The process's fixture, started on first use.
 pub(crate) fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
@@ -234,32 +243,24 @@ impl Fixture {
 
     /// An agent request with `authorization` metadata as `auth` says.
     pub(crate) fn request<T>(&self, message: T, auth: Auth) -> Request<T> {
-        let mut request = Request::new(message);
-        let value = match auth {
-            Auth::Missing => return request,
-            Auth::Valid => format!("Bearer {}", self.token),
-            Auth::Unknown => format!("Bearer {}", "0".repeat(self.token.len())),
-            Auth::NotBearer => self.token.clone(),
+        let header = match auth {
+            Auth::Missing => None,
+            Auth::Valid => Some(format!("Bearer {}", self.token)),
+            Auth::Unknown => Some(format!("Bearer {}", "0".repeat(self.token.len()))),
+            Auth::NotBearer => Some(self.token.clone()),
         };
-        if let Ok(value) = value.parse() {
-            request.metadata_mut().insert("authorization", value);
-        }
-        request
+        with_authorization(message, header)
     }
 
     /// An issuer or admin request with `authorization` as `auth` says.
     pub(crate) fn caller_request<T>(&self, message: T, auth: CallerAuth) -> Request<T> {
-        let mut request = Request::new(message);
         let token = match auth {
-            CallerAuth::Missing => return request,
-            CallerAuth::Admin => ADMIN_TOKEN.to_owned(),
-            CallerAuth::Issuer => self.issuer_token.clone(),
-            CallerAuth::Unknown => "0".repeat(self.issuer_token.len()),
+            CallerAuth::Missing => None,
+            CallerAuth::Admin => Some(ADMIN_TOKEN.to_owned()),
+            CallerAuth::Issuer => Some(self.issuer_token.clone()),
+            CallerAuth::Unknown => Some("0".repeat(self.issuer_token.len())),
         };
-        if let Ok(value) = format!("Bearer {token}").parse() {
-            request.metadata_mut().insert("authorization", value);
-        }
-        request
+        with_authorization(message, token.map(|token| format!("Bearer {token}")))
     }
 
     /// A lease on a task of the fixture agent's offers, submitting a new
