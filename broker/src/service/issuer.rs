@@ -21,6 +21,7 @@ use crate::service::submit_stream;
 use crate::store::leases::LeaseState;
 use crate::store::leases::RunVerdict;
 use crate::store::ledger::issuer_account;
+use crate::store::workloads::WorkloadRow;
 use crate::store::{leases, tasks, workloads};
 
 /// Task results read from the store per page when streaming results.
@@ -45,13 +46,18 @@ impl IssuerApi {
         workload_status(&mut conn, &workload).await
     }
 
-    /// The caller, when it may see and act on `workload_id`: the issuer
-    /// that owns it, or an admin.
-    async fn authorize<T>(&self, request: &Request<T>, workload_id: &str) -> Result<(), Status> {
+    /// The workload `workload_id`, when the caller may see and act on it:
+    /// the issuer that owns it, or an admin.
+    async fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        workload_id: &str,
+    ) -> Result<WorkloadRow, Status> {
         let caller = caller(&self.broker, request).await?;
         let mut conn = self.broker.store().conn().await?;
         let workload = workloads::require(&mut conn, workload_id).await?;
-        Ok(caller.check_owns(workload_id, &workload.issuer)?)
+        caller.check_owns(workload_id, &workload.issuer)?;
+        Ok(workload)
     }
 }
 
@@ -75,11 +81,11 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<v1::WorkloadStatus>, Status> {
-        self.authorize(&request, &request.get_ref().workload_id)
+        let workload = self
+            .authorize(&request, &request.get_ref().workload_id)
             .await?;
-        Ok(Response::new(
-            self.status(&request.get_ref().workload_id).await?,
-        ))
+        let mut conn = self.broker.store().conn().await?;
+        Ok(Response::new(workload_status(&mut conn, &workload).await?))
     }
 
     type WatchProgressStream = BoxStream<v1::WorkloadStatus>;
@@ -88,10 +94,14 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<Self::WatchProgressStream>, Status> {
-        self.authorize(&request, &request.get_ref().workload_id)
+        let workload = self
+            .authorize(&request, &request.get_ref().workload_id)
             .await?;
         let workload_id = request.into_inner().workload_id;
-        let first = self.status(&workload_id).await?;
+        let first = {
+            let mut conn = self.broker.store().conn().await?;
+            workload_status(&mut conn, &workload).await?
+        };
         let (sender, receiver) = mpsc::channel(4);
         let api = self.clone();
         let mut changes = self.broker.subscribe();
@@ -137,11 +147,11 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<Self::FetchResultsStream>, Status> {
-        self.authorize(&request, &request.get_ref().workload_id)
+        let workload = self
+            .authorize(&request, &request.get_ref().workload_id)
             .await?;
         let workload_id = request.into_inner().workload_id;
         let mut conn = self.broker.store().conn().await?;
-        let workload = workloads::require(&mut conn, &workload_id).await?;
         if !workload.state.is_final() {
             let counts = workloads::counts(&mut conn, &workload_id).await?;
             return Err(Status::failed_precondition(format!(
@@ -176,11 +186,11 @@ impl IssuerService for IssuerApi {
         &self,
         request: Request<v1::WorkloadRequest>,
     ) -> Result<Response<v1::ListTasksResponse>, Status> {
-        self.authorize(&request, &request.get_ref().workload_id)
+        let workload = self
+            .authorize(&request, &request.get_ref().workload_id)
             .await?;
         let workload_id = &request.get_ref().workload_id;
         let mut conn = self.broker.store().conn().await?;
-        let workload = workloads::require(&mut conn, workload_id).await?;
         let states = tasks::states(&mut conn, workload_id).await?;
         let all_leases = leases::of_workload(&mut conn, workload_id).await?;
         let mut infos: Vec<v1::TaskInfo> = states
