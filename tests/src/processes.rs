@@ -253,6 +253,20 @@ impl AgentProcess {
         })
     }
 
+    /// Waits (up to a minute) until the agent has compiled a module: its
+    /// task is running then, since compiling is the last step between a
+    /// lease and the run.
+    pub async fn wait_until_compiled(&self) {
+        crate::eventually(
+            Duration::from_secs(60),
+            Duration::from_millis(10),
+            "the module was never compiled",
+            || self.log_tail(),
+            || async { self.has_compiled_module() },
+        )
+        .await;
+    }
+
     /// How many finished results wait in the agent's outbox for the
     /// broker's acknowledgement.
     pub fn kept_results(&self) -> usize {

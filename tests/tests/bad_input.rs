@@ -12,7 +12,7 @@ use wasmgrid_tests::client::{AgentClient, register_request};
 use wasmgrid_tests::ledger_check::{
     CREDITS_PER_FUEL, assert_ledger_consistent, escrow_needed, expected_pay, fund,
 };
-use wasmgrid_tests::queries::workload_count;
+use wasmgrid_tests::queries::{tasks_of, workload_count};
 use wasmgrid_tests::{BrokerProcess, Submission, agent_client, eventually, issuer};
 
 /// The fuel the hand-written reports claim: 2000 micro-credits at
@@ -456,15 +456,8 @@ async fn report(agent: &mut AgentClient, lease: &v1::Lease, fuel: u64) -> bool {
 }
 
 async fn runs_of(url: &str, workload_id: &str) -> HashMap<String, v1::TaskAttempt> {
-    issuer(url)
+    tasks_of(url, workload_id)
         .await
-        .list_tasks(v1::WorkloadRequest {
-            workload_id: workload_id.to_owned(),
-        })
-        .await
-        .expect("tasks")
-        .into_inner()
-        .tasks
         .into_iter()
         .flat_map(|task| task.history)
         .map(|run| (run.lease_id.clone(), run))

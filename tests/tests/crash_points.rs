@@ -162,14 +162,7 @@ async fn an_agent_killed_with_its_report_unanswered_resends_it_and_is_paid_once(
     let workload_id = submission.submit(&mut client).await.expect("submit");
     // Once the agent has compiled the module, the task runs (about a
     // second) with nothing more to fetch: freeze the broker then.
-    eventually(
-        TIMEOUT,
-        POLL,
-        "the module was never compiled",
-        || agent.log_tail(),
-        || async { agent.has_compiled_module() },
-    )
-    .await;
+    agent.wait_until_compiled().await;
     broker.freeze();
     eventually(
         TIMEOUT,

@@ -143,20 +143,6 @@ async fn wait_until_leased(url: &str, workload_id: &str, agent: &AgentProcess) {
     .await;
 }
 
-/// Waits until the agent has compiled a module (its sandbox stores the
-/// compiled artifact in the state dir): its task is running then, since
-/// compiling is the last step between a lease and the run.
-async fn wait_until_running(agent: &AgentProcess) {
-    eventually(
-        TIMEOUT,
-        POLL,
-        "the module was never compiled",
-        || agent.log_tail(),
-        || async { agent.has_compiled_module() },
-    )
-    .await;
-}
-
 /// A grid of one agent must still finish: after its lease expired, the task
 /// goes back to the same agent when no other takes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +194,7 @@ async fn a_late_report_on_an_open_task_counts() {
         .submit(&mut client)
         .await
         .expect("submit");
-    wait_until_running(&agent).await;
+    agent.wait_until_compiled().await;
     agent.freeze();
     eventually(
         TIMEOUT,
@@ -261,7 +247,7 @@ async fn a_result_finished_while_the_broker_is_down_is_delivered_after_its_resta
         .expect("submit");
     // Once the agent has the module, the task runs (about a second): kill
     // the broker then, so the result is finished while it is away.
-    wait_until_running(&agent).await;
+    agent.wait_until_compiled().await;
     broker.kill9();
     eventually(
         TIMEOUT,
