@@ -1,7 +1,8 @@
 //! The connection to the broker: a lazily connected channel, the interceptor
-//! that adds the agent's token to every call, and [`BrokerClient::call`],
-//! which retries transient failures and registers again when the broker no
-//! longer knows the agent.
+//! that adds the agent's token and version to every call, and
+//! [`BrokerClient::call`], which retries transient failures, registers again
+//! when the broker no longer knows the agent, and notes a refusal of the
+//! agent's version.
 
 use std::fmt;
 use std::future::Future;
@@ -16,11 +17,12 @@ use tonic::service::interceptor::InterceptedService;
 
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
-use wasmgrid_proto::MAX_MESSAGE_BYTES;
 use wasmgrid_proto::v1::agent_service_client::AgentServiceClient;
+use wasmgrid_proto::{AGENT_VERSION_HEADER, MAX_MESSAGE_BYTES};
 
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::error::AgentError;
+use crate::outdated::AGENT_VERSION;
 use crate::registration::Session;
 
 /// How long to wait for a TCP connection to the broker. A broker that does
@@ -41,8 +43,9 @@ const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The generated client with the token interceptor.
 pub(crate) type AgentGrpc = AgentServiceClient<InterceptedService<Channel, BearerToken>>;
 
-/// Adds `authorization: Bearer <token>` to every call. Shared by every clone
-/// of the client, so a new registration takes effect everywhere at once.
+/// Adds `authorization: Bearer <token>` (once there is one) and the agent's
+/// version to every call. Shared by every clone of the client, so a new
+/// registration takes effect everywhere at once.
 #[derive(Clone, Default)]
 pub(crate) struct BearerToken(Arc<RwLock<Option<MetadataValue<Ascii>>>>);
 
@@ -73,6 +76,10 @@ impl Interceptor for BearerToken {
         if let Some(value) = value {
             request.metadata_mut().insert("authorization", value);
         }
+        request.metadata_mut().insert(
+            AGENT_VERSION_HEADER,
+            MetadataValue::from_static(AGENT_VERSION),
+        );
         Ok(request)
     }
 }
@@ -211,7 +218,10 @@ impl BrokerClient {
                 Err(status) => status,
             };
             match classify(&status) {
-                Failure::Permanent => return Err(status),
+                Failure::Permanent => {
+                    self.session.outdated.note(&status);
+                    return Err(status);
+                }
                 Failure::Unauthenticated => {
                     tracing::warn!(
                         call = what,
@@ -269,6 +279,13 @@ mod tests {
         let mut token = BearerToken::default();
         let request = token.call(Request::new(()))?;
         assert!(request.metadata().get("authorization").is_none());
+        assert_eq!(
+            request
+                .metadata()
+                .get(AGENT_VERSION_HEADER)
+                .and_then(|value| value.to_str().ok()),
+            Some(AGENT_VERSION)
+        );
         token.set("abc")?;
         let request = token.call(Request::new(()))?;
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Suffix of temporary files; leftovers of a crash are removed at start.
 const TEMP_SUFFIX: &str = ".tmp";
@@ -26,21 +26,28 @@ pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Writes a temporary file beside `path`, synced if `sync`, and renames it
 /// over `path`.
 fn replace(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(
-        ".{name}.{:016x}{TEMP_SUFFIX}",
-        rand::random::<u64>()
-    ));
+    let temp = temp_path_beside(path);
     let written = write_new(&temp, bytes, sync).and_then(|()| fs::rename(&temp, path));
     if let Err(error) = written {
         let _ = fs::remove_file(&temp);
         return Err(error);
     }
     Ok(())
+}
+
+/// A new temporary file name in `path`'s directory (so renaming it over
+/// `path` is atomic), hidden, and removed by
+/// [`remove_leftover_temp_files`] if a crash leaves it.
+pub(crate) fn temp_path_beside(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(
+        ".{name}.{:016x}{TEMP_SUFFIX}",
+        rand::random::<u64>()
+    ))
 }
 
 fn write_new(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
@@ -61,7 +68,7 @@ fn write_new(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
 
 /// Makes the rename itself durable (on Unix a directory entry is only on
 /// disk once the directory is synced).
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         File::open(dir)?.sync_all()?;

@@ -155,7 +155,7 @@ fn url_error(error: AgentError) -> EarningsError {
 
 /// The status's message and the causes under it (e.g. "tcp connect error:
 /// Connection refused").
-fn explain(status: &tonic::Status) -> String {
+pub(crate) fn explain(status: &tonic::Status) -> String {
     let mut text = status.message().to_owned();
     let mut source = std::error::Error::source(status);
     while let Some(cause) = source {

@@ -33,6 +33,15 @@ pub enum AgentError {
         /// The broker's message.
         message: String,
     },
+    /// The broker requires a newer agent (`wasmgrid-agent update` fetches
+    /// it). Unsent results stay in the outbox for the updated agent.
+    #[error("{message}")]
+    Outdated {
+        /// The lowest version the broker accepts.
+        required: String,
+        /// The broker's message, which says how to update.
+        message: String,
+    },
 }
 
 impl AgentError {

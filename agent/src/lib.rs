@@ -58,6 +58,10 @@
 //!   status`, `pause` and `resume`.
 //! - `earnings`: [`fetch_earnings`], `GetEarnings` with the saved identity;
 //!   `earnings_view`: the report as text or JSON.
+//! - `outdated`: the broker's refusal of an agent older than its minimum
+//!   version, which ends the agent with [`AgentError::Outdated`].
+//! - `self_update`: [`update_agent`], `wasmgrid-agent update`: the newest
+//!   build from the broker, checked, in place of the program.
 
 mod backoff;
 mod capacity;
@@ -76,8 +80,10 @@ mod module_fetch;
 mod module_store;
 mod offer_policy;
 mod outbox;
+mod outdated;
 mod registration;
 mod reporter;
+mod self_update;
 mod speed;
 mod stop;
 mod work_loop;
@@ -100,6 +106,10 @@ pub use module_store::MAX_MODULE_BYTES;
 pub use offer_policy::{
     AgentProfile, BestReturn, Capacity, DEFAULT_FUEL_PER_SECOND, OfferPolicy,
     expected_credits_per_second,
+};
+pub use outdated::AGENT_VERSION;
+pub use self_update::{
+    MAX_AGENT_BUILD_BYTES, UpdateError, UpdateOutcome, UpdateRequest, update_agent,
 };
 
 use stop::{StopPhase, StopSignal};
@@ -127,15 +137,15 @@ pub async fn run_with_force(
     shutdown: impl Future<Output = ()> + Send,
     force: impl Future<Output = ()> + Send,
 ) -> Result<AgentSummary, AgentError> {
-    let (phase, stop) = StopSignal::new();
-    let agent = work_loop::run_agent(config, stop);
+    let stop = StopSignal::new();
+    let agent = work_loop::run_agent(config, stop.clone());
     let signals = async move {
         shutdown.await;
         tracing::info!("stop requested");
-        phase.send_replace(StopPhase::Stopping);
+        stop.advance(StopPhase::Stopping);
         force.await;
         tracing::info!("forced stop requested");
-        phase.send_replace(StopPhase::Forced);
+        stop.advance(StopPhase::Forced);
         std::future::pending::<Infallible>().await
     };
     tokio::select! {

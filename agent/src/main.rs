@@ -1,7 +1,8 @@
 //! `wasmgrid-agent`: the volunteer daemon. Parses flags, sets up logging,
 //! turns SIGINT/SIGTERM into a graceful stop (a second one forces it), and
 //! runs [`wasmgrid_agent::run_with_force`]; `wasmgrid-agent earnings` shows
-//! what the agent has earned.
+//! what the agent has earned, `wasmgrid-agent update` installs the newest
+//! build its broker hosts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,10 @@ use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 use wasmgrid_agent::config_file::ConfigFile;
 use wasmgrid_agent::control;
-use wasmgrid_agent::{AgentConfig, AgentSummary, default_name, default_slots, default_state_dir};
+use wasmgrid_agent::{
+    AGENT_VERSION, AgentConfig, AgentError, AgentSummary, UpdateOutcome, UpdateRequest,
+    default_name, default_slots, default_state_dir, update_agent,
+};
 
 /// Run tasks for a wasmgrid broker on this machine, in a WebAssembly sandbox.
 ///
@@ -28,7 +32,9 @@ use wasmgrid_agent::{AgentConfig, AgentSummary, default_name, default_slots, def
 /// finish; a second signal stops it at once.
 ///
 /// Without a subcommand, the agent runs. `wasmgrid-agent earnings` shows
-/// what it has earned.
+/// what it has earned; `wasmgrid-agent update` replaces it with the newest
+/// build its broker hosts. A broker that requires a newer agent stops it
+/// with exit code 3 and a message saying so.
 #[derive(Debug, Parser)]
 #[command(
     name = "wasmgrid-agent",
@@ -61,7 +67,45 @@ enum Command {
     Pause(StateDirArgs),
     /// Take work again after `pause`.
     Resume(StateDirArgs),
+    /// Replace this program with the newest agent build the broker hosts
+    /// for this OS and CPU.
+    ///
+    /// The build comes over the broker's gRPC connection (TLS, as the
+    /// agent's own calls), is checked against the size and sha256 the
+    /// broker announces and run once (`--version`), then renamed over this
+    /// program; on any mismatch it is deleted and nothing changes. A
+    /// running agent keeps running the old version until it is restarted.
+    Update(UpdateArgs),
 }
+
+/// `wasmgrid-agent update`.
+#[derive(Debug, clap::Args)]
+struct UpdateArgs {
+    /// The broker to fetch the build from. Defaults to the one the agent
+    /// registered with (its identity in the state directory).
+    #[arg(long, env = "WASMGRID_BROKER", value_name = "URL")]
+    broker: Option<String>,
+
+    /// A CA certificate (PEM) to trust for the broker's TLS certificate.
+    #[arg(long, env = "WASMGRID_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+
+    /// The agent's state directory, where its identity (and so its broker)
+    /// is. Defaults to $XDG_STATE_HOME/wasmgrid-agent, else
+    /// ~/.local/state/wasmgrid-agent.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// Install the broker's build even when it is the version running, or
+    /// an older one.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Exit code of an agent the broker refuses for its version: retrying
+/// cannot help, so a service manager should not restart it (systemd:
+/// `RestartPreventExitStatus=3`) until it is updated.
+const EXIT_OUTDATED: u8 = 3;
 
 /// `--state-dir` alone.
 #[derive(Debug, clap::Args)]
@@ -331,9 +375,26 @@ fn main() -> ExitCode {
             }
             Ok(())
         }),
+        Some(Command::Update(args)) => update(args),
         None => {
             init_logging(&cli.run.log_format);
-            run(cli.run).map(|_| ())
+            let broker = cli.run.broker.clone();
+            let ca_cert = cli.run.ca_cert.clone();
+            return match run(cli.run) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => match error.downcast_ref::<AgentError>() {
+                    Some(AgentError::Outdated { message, .. }) => {
+                        eprintln!("error: {message}");
+                        eprintln!("update this agent, then start it again:");
+                        eprintln!("    {}", update_command(broker, ca_cert));
+                        ExitCode::from(EXIT_OUTDATED)
+                    }
+                    _ => {
+                        eprintln!("error: {error:#}");
+                        ExitCode::FAILURE
+                    }
+                },
+            };
         }
     };
     match outcome {
@@ -343,6 +404,63 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command that updates this very program from `broker`.
+fn update_command(broker: Option<String>, ca_cert: Option<PathBuf>) -> String {
+    let program = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "wasmgrid-agent".to_owned());
+    let mut command = format!("{program} update");
+    if let Some(broker) = broker {
+        command.push_str(&format!(" --broker {broker}"));
+    }
+    if let Some(ca_cert) = ca_cert {
+        command.push_str(&format!(" --ca-cert {}", ca_cert.display()));
+    }
+    command
+}
+
+/// `wasmgrid-agent update`.
+fn update(args: UpdateArgs) -> anyhow::Result<()> {
+    let executable =
+        std::env::current_exe().context("cannot tell where this program is, to replace it")?;
+    let state_dir = args.state_dir.or_else(default_state_dir);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(update_agent(UpdateRequest {
+        broker: args.broker.as_deref(),
+        state_dir: state_dir.as_deref(),
+        ca_cert: args.ca_cert.as_deref(),
+        executable: &executable,
+        force: args.force,
+    }))?;
+    match outcome {
+        UpdateOutcome::UpToDate { broker, version } => {
+            println!("wasmgrid-agent {version} is up to date (the newest build at {broker})");
+        }
+        UpdateOutcome::BrokerHasOlder { broker, offered } => {
+            println!(
+                "this agent ({AGENT_VERSION}) is newer than the build at {broker} ({offered}): \
+                 nothing done (--force installs it)"
+            );
+        }
+        UpdateOutcome::Installed {
+            broker,
+            path,
+            from,
+            to,
+            sha256,
+            size,
+        } => {
+            println!("updated {}: {from} → {to}", path.display());
+            println!("sha256 {sha256} ({size} bytes, as {broker} announced)");
+            println!("a running agent keeps the old version until it is restarted");
+        }
+    }
+    Ok(())
 }
 
 fn state_dir_or_default(state_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {

@@ -14,9 +14,10 @@ use crate::backoff::Backoff;
 use crate::client::{BrokerClient, Failure, Retry, classify};
 use crate::module_store::{MAX_MODULE_BYTES, ModuleStore};
 
-/// Longest wait for the next chunk of a module. A stalled stream (a broker or
-/// link that hangs) is abandoned and retried instead of holding a slot.
-const CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the next chunk of a module (or of an agent build). A
+/// stalled stream (a broker or link that hangs) is abandoned and retried
+/// instead of holding a slot.
+pub(crate) const CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Downloads of a module whose bytes do not match its hash (or announced
 /// size) before giving up on the lease: one bad transfer is retried, a broker

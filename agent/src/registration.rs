@@ -13,6 +13,7 @@ use crate::client::{BearerToken, BrokerClient, Failure, Retry, classify};
 use crate::config::AgentConfig;
 use crate::error::AgentError;
 use crate::identity::Identity;
+use crate::outdated::{AGENT_VERSION, OutdatedNotice, Refusal};
 
 /// The agent's standing with the broker, shared by every clone of the client.
 #[derive(Debug)]
@@ -29,6 +30,8 @@ pub(crate) struct Session {
     /// with an older token knows another caller already registered again.
     generation: AtomicU64,
     agent_id: Mutex<String>,
+    /// Set once the broker refused the agent's version.
+    pub(crate) outdated: OutdatedNotice,
 }
 
 impl Session {
@@ -41,6 +44,7 @@ impl Session {
             registering: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             agent_id: Mutex::new(String::new()),
+            outdated: OutdatedNotice::default(),
         }
     }
 
@@ -73,7 +77,7 @@ fn register_request(config: &AgentConfig) -> RegisterRequest {
         cores: u32::try_from(crate::config::default_slots()).unwrap_or(u32::MAX),
         memory_bytes: config.memory_bytes,
         slots: u32::try_from(config.slots).unwrap_or(u32::MAX),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: AGENT_VERSION.to_owned(),
         owner: config.owner.clone(),
         enrolment_secret: config.enrolment_secret.clone(),
     }
@@ -98,9 +102,15 @@ impl BrokerClient {
         let identity =
             self.register(Retry::Forever)
                 .await
-                .map_err(|status| AgentError::Registration {
-                    code: status.code(),
-                    message: status.message().to_owned(),
+                .map_err(|status| match Refusal::of(&status) {
+                    Some(refusal) => AgentError::Outdated {
+                        required: refusal.required,
+                        message: refusal.message,
+                    },
+                    None => AgentError::Registration {
+                        code: status.code(),
+                        message: status.message().to_owned(),
+                    },
                 })?;
         identity
             .save(&session.state_dir)
@@ -153,6 +163,7 @@ impl BrokerClient {
                 Err(status) => status,
             };
             if classify(&status) != Failure::Transient {
+                session.outdated.note(&status);
                 return Err(status);
             }
             let delay = backoff.next_delay();

@@ -14,6 +14,7 @@ use crate::backoff::Backoff;
 use crate::client::{BrokerClient, Retry};
 use crate::counters::{Counters, add};
 use crate::outbox::Outbox;
+use crate::outdated::required_version;
 
 /// Where workers hand finished (and already persisted) reports.
 pub(crate) type ReportSender = mpsc::UnboundedSender<ReportResultRequest>;
@@ -172,6 +173,9 @@ async fn deliver(
             }
             Delivery::Done
         }
+        // The broker refuses the agent's version, not the result: the
+        // updated agent sends it.
+        Err(status) if required_version(&status).is_some() => Delivery::Retry(status),
         Err(status) if never_accepted(status.code()) => {
             add(&counters.reports_dropped, 1);
             tracing::warn!(lease, code = ?status.code(), detail = status.message(), "the broker will never accept this result; dropping it");

@@ -2,6 +2,7 @@
 //! shutdown futures say), letting running tasks finish or releasing them,
 //! and giving the reporter a last chance to deliver.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -22,13 +23,33 @@ pub(crate) enum StopPhase {
 
 /// Watches the stop phase. Cheap to clone.
 #[derive(Clone, Debug)]
-pub(crate) struct StopSignal(watch::Receiver<StopPhase>);
+pub(crate) struct StopSignal {
+    receiver: watch::Receiver<StopPhase>,
+    /// Shared by every clone: the caller's signals and the agent itself
+    /// (refused by the broker) move the stop on.
+    sender: Arc<watch::Sender<StopPhase>>,
+}
 
 impl StopSignal {
-    /// A signal and the sender that moves it forward.
-    pub(crate) fn new() -> (watch::Sender<StopPhase>, Self) {
+    /// A signal in [`StopPhase::Running`].
+    pub(crate) fn new() -> Self {
         let (sender, receiver) = watch::channel(StopPhase::Running);
-        (sender, StopSignal(receiver))
+        StopSignal {
+            receiver,
+            sender: Arc::new(sender),
+        }
+    }
+
+    /// Moves the stop on to `phase`; never back (a forced stop stays forced
+    /// when a signal asks for a graceful one afterwards).
+    pub(crate) fn advance(&self, phase: StopPhase) {
+        self.sender.send_if_modified(|now| {
+            let later = phase > *now;
+            if later {
+                *now = phase;
+            }
+            later
+        });
     }
 
     /// Returns once a stop was asked for.
@@ -43,15 +64,13 @@ impl StopSignal {
 
     /// True once a stop was asked for.
     pub(crate) fn is_stopping(&self) -> bool {
-        *self.0.borrow() >= StopPhase::Stopping
+        *self.receiver.borrow() >= StopPhase::Stopping
     }
 
     async fn reached(&self, phase: StopPhase) {
-        let mut receiver = self.0.clone();
-        if receiver.wait_for(|now| *now >= phase).await.is_err() {
-            // The sender is gone only when the agent itself is done.
-            std::future::pending::<()>().await;
-        }
+        let mut receiver = self.receiver.clone();
+        // The signal holds the sender, so waiting cannot fail.
+        let _ = receiver.wait_for(|now| *now >= phase).await;
     }
 }
 

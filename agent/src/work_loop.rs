@@ -1,6 +1,8 @@
 //! The agent's life: start (state, sandbox, registration, outbox backlog),
 //! take work while running, then stop in order — no new work, let running
-//! tasks finish (or release them), deliver what is left to report.
+//! tasks finish (or release them), deliver what is left to report. A broker
+//! that refuses the agent's version forces the stop, and the agent ends with
+//! [`AgentError::Outdated`].
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use crate::outbox::Outbox;
 use crate::registration::Session;
 use crate::reporter::{self, Reporter};
 use crate::speed::SpeedEstimate;
-use crate::stop::{StopSignal, drain_reports, finish_workers};
+use crate::stop::{StopPhase, StopSignal, drain_reports, finish_workers};
 use crate::worker::{self, WorkerContext};
 
 /// Bounds on the broker's `retry_after_ms`: at least 50 ms, so a broker that
@@ -93,6 +95,16 @@ pub(crate) async fn run_agent(
             return Ok(counters.summary(String::new(), outbox.pending()));
         }
     }
+    // Any call may meet the refusal of the agent's version: it ends the
+    // agent at once (running tasks are released, results stay in the outbox).
+    let refusal_watch = tokio::spawn({
+        let session = Arc::clone(&client.session);
+        let stop = stop.clone();
+        async move {
+            session.outdated.refused().await;
+            stop.advance(StopPhase::Forced);
+        }
+    });
     let backlog = outbox
         .load_all()
         .map_err(|error| AgentError::state_dir(&outbox_dir, error))?;
@@ -145,7 +157,14 @@ pub(crate) async fn run_agent(
     drain_reports(reporter, &stop, drain_timeout, &outbox).await;
 
     status_writer.abort();
+    refusal_watch.abort();
     control::clear_status(&state_dir);
+    if let Some(refusal) = client.session.outdated.refusal() {
+        return Err(AgentError::Outdated {
+            required: refusal.required,
+            message: refusal.message,
+        });
+    }
     let summary = counters.summary(client.session.agent_id(), outbox.pending());
     tracing::info!(
         tasks_run = summary.tasks_run,
@@ -280,7 +299,9 @@ async fn take_work(
                 response
             }
             Err(status) => {
-                tracing::error!(code = ?status.code(), detail = status.message(), "the broker refused the request for work");
+                if ctx.client.session.outdated.refusal().is_none() {
+                    tracing::error!(code = ?status.code(), detail = status.message(), "the broker refused the request for work");
+                }
                 pause(backoff.next_delay(), stop).await;
                 continue;
             }

@@ -555,3 +555,54 @@ async fn offers_below_the_min_rate_are_declined_and_the_rest_taken() {
     assert_eq!(accepted, ["dear"]);
     assert_offers_answered_once(&state_now.calls);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_requires_a_newer_agent_ends_it_and_keeps_its_results() {
+    let broker = FakeBroker::start().await;
+    broker.shared.update(|s| {
+        s.refuse_reports = u32::MAX;
+        s.lease_ms = 300;
+    });
+    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"keep me"], limits(10_000));
+    broker.add_workload("w2", &wasm(SPIN_WAT), &[b""], limits(60_000));
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&broker.url(), state.path());
+    // Not a graceful stop: the running task is given back at once.
+    config.stop_timeout = Duration::from_secs(600);
+
+    let agent = RunningAgent::start(config);
+    broker
+        .shared
+        .wait_for("a refused report and both modules", |s| {
+            s.refuse_reports < u32::MAX && s.fetches == 2
+        })
+        .await;
+    broker
+        .shared
+        .update(|s| s.required_version = Some("9.0.0".into()));
+    let ended = tokio::time::timeout(Duration::from_secs(60), agent.task)
+        .await
+        .expect("the agent stops in time")
+        .expect("the agent task does not panic");
+
+    match ended {
+        Err(AgentError::Outdated { required, message }) => {
+            assert_eq!(required, "9.0.0");
+            assert!(message.contains(">= 9.0.0"), "{message}");
+        }
+        other => panic!("expected an outdated agent, got {other:?}"),
+    }
+    let state_now = broker.shared.lock();
+    assert_eq!(
+        state_now.releases.len(),
+        1,
+        "the spinning task is given back"
+    );
+    assert!(state_now.reports.is_empty());
+    drop(state_now);
+    assert_eq!(
+        outbox_files(state.path(), "pb"),
+        1,
+        "the finished result waits for the updated agent"
+    );
+}

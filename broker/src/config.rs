@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use wasmgrid_proto::AgentVersion;
+
 /// The broker's settings.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -53,6 +55,20 @@ pub struct BrokerConfig {
     /// machine may join (volunteer computing is open by default); with one,
     /// only machines its operator gave it to.
     pub enrolment_secret: Option<String>,
+    /// A directory of agent builds (`wasmgrid-agent-<version>-<os>-<arch>`)
+    /// the broker hosts, read at start: volunteers install and update the
+    /// agent from the broker they work for, never from an issuer.
+    pub agent_dist: Option<PathBuf>,
+    /// The oldest agent version accepted. Older agents are refused at
+    /// registration and on every call but releasing a lease and asking for
+    /// earnings, with a message that says how to update: a broker can retire
+    /// an agent with a bug (in metering, say) without waiting for every
+    /// volunteer to read the news.
+    pub min_agent_version: Option<AgentVersion>,
+    /// The URL volunteers reach the broker's gRPC port at, shown in the
+    /// install script and in the message to outdated agents; `None` when it
+    /// cannot be told (the broker listens on every address).
+    pub public_url: Option<String>,
 }
 
 /// What replicas of one task are kept apart by. An agent is always apart
@@ -101,6 +117,9 @@ impl BrokerConfig {
             replica_separation: ReplicaSeparation::Agent,
             admin_token: None,
             enrolment_secret: None,
+            agent_dist: None,
+            min_agent_version: None,
+            public_url: None,
         }
     }
 }

@@ -20,6 +20,19 @@ pub enum BrokerError {
     /// The request is valid but the state does not allow it now.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The agent is older than the broker's `--min-agent-version`.
+    #[error(
+        "this broker requires wasmgrid-agent >= {required} (you run {running}): run \
+         `wasmgrid-agent update --broker {broker_url}`, then start the agent again"
+    )]
+    AgentOutdated {
+        /// The oldest version accepted.
+        required: String,
+        /// The version the agent said it runs.
+        running: String,
+        /// The broker's URL as volunteers know it, or a placeholder.
+        broker_url: String,
+    },
     /// The store failed; nothing was acknowledged.
     #[error("store: {0}")]
     Store(#[from] sqlx::Error),
@@ -61,7 +74,9 @@ impl BrokerError {
             BrokerError::NotFound(_) => Code::NotFound,
             BrokerError::Unauthenticated(_) => Code::Unauthenticated,
             BrokerError::PermissionDenied(_) => Code::PermissionDenied,
-            BrokerError::FailedPrecondition(_) => Code::FailedPrecondition,
+            BrokerError::FailedPrecondition(_) | BrokerError::AgentOutdated { .. } => {
+                Code::FailedPrecondition
+            }
             BrokerError::Store(error) => match store_condition(error) {
                 Some(StoreCondition::Full) => Code::ResourceExhausted,
                 Some(StoreCondition::Unwritable | StoreCondition::Busy) => Code::Unavailable,
@@ -126,7 +141,14 @@ impl From<BrokerError> for Status {
         } else if matches!(error, BrokerError::Store(_)) {
             tracing::warn!(%error, "store unavailable; request refused");
         }
-        Status::new(code, message)
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        if let BrokerError::AgentOutdated { required, .. } = &error
+            && let Ok(value) = required.parse()
+        {
+            // How the agent tells this refusal from any other.
+            metadata.insert(wasmgrid_proto::REQUIRED_AGENT_VERSION_HEADER, value);
+        }
+        Status::with_metadata(code, message, metadata)
     }
 }
 

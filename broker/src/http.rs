@@ -27,6 +27,7 @@ pub async fn serve_http(
 ) -> BrokerResult<()> {
     let app = Router::new()
         .route("/metrics", get(scrape))
+        .merge(crate::downloads::routes())
         .with_state(broker);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -14,12 +14,18 @@
 //! - `tls`: the TLS identity (the operator's, or a generated development CA).
 //! - `private_file`: secrets written for the broker's user only.
 //! - `http`: the HTTP port (`/metrics`); `metrics`: what it shows.
+//! - `agent_dist`: the agent builds the broker hosts (`--agent-dist`);
+//!   `downloads`: their HTTP routes (`/downloads`, `/install.sh`);
+//!   `install_script`: the script volunteers read, then run.
 
+pub mod agent_dist;
 pub mod config;
 pub mod core;
+pub mod downloads;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod install_script;
 pub mod metrics;
 pub mod pricing;
 pub mod private_file;

@@ -12,6 +12,7 @@ use wasmgrid_broker::core::access::ADMIN_TOKEN_FILE;
 use wasmgrid_broker::http::{HTTP_ADDRESS_FILE, serve_http};
 use wasmgrid_broker::tls::TlsIdentity;
 use wasmgrid_broker::{ADDRESS_FILE, Broker, BrokerConfig};
+use wasmgrid_proto::AgentVersion;
 
 /// The wasmgrid broker: queues workloads' tasks, offers and leases them to
 /// volunteer agents, verifies and aggregates their results.
@@ -150,10 +151,29 @@ struct Args {
     )]
     enrolment_secret: Option<String>,
     /// Also serve HTTP on this address: /metrics for Prometheus (counts and
-    /// totals only). Port 0 picks a free port, written to
+    /// totals only), and with --agent-dist the agent builds (/downloads,
+    /// /install.sh). Port 0 picks a free port, written to
     /// DATA_DIR/broker.http.addr.
     #[arg(long, env = "WASMGRID_HTTP", value_name = "ADDR")]
     http: Option<SocketAddr>,
+    /// A directory of agent builds to host, named
+    /// wasmgrid-agent-<version>-<os>-<arch>[.exe] (os and arch as Rust names
+    /// them: linux, macos, windows; x86_64, aarch64). Read and hashed at
+    /// start (restart to publish new ones); served to `wasmgrid-agent
+    /// update` over gRPC and, with --http, at /downloads and /install.sh.
+    #[arg(long, env = "WASMGRID_AGENT_DIST", value_name = "DIR")]
+    agent_dist: Option<PathBuf>,
+    /// Refuse agents older than this version (e.g. 0.2.0): at registration
+    /// and on their calls, with a message telling them to run
+    /// `wasmgrid-agent update`. Host the new build with --agent-dist.
+    #[arg(long, env = "WASMGRID_MIN_AGENT_VERSION", value_name = "VERSION", value_parser = parse_version)]
+    min_agent_version: Option<AgentVersion>,
+    /// The URL volunteers reach this broker's gRPC port at (e.g.
+    /// https://broker.example:7070), for the install script and the message
+    /// to outdated agents. Defaults to the --listen address, unless that is
+    /// every address (0.0.0.0 or [::]).
+    #[arg(long, env = "WASMGRID_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = "WASMGRID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -175,6 +195,11 @@ fn parse_share(text: &str) -> Result<f64, String> {
         Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
         _ => Err(format!("invalid rate '{text}': use a number from 0 to 1")),
     }
+}
+
+fn parse_version(text: &str) -> Result<AgentVersion, String> {
+    AgentVersion::parse(text.trim())
+        .map_err(|error| format!("invalid version '{text}': {error}; use e.g. 0.2.0"))
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -293,9 +318,23 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    config.agent_dist = args.agent_dist.clone();
+    config.min_agent_version = args.min_agent_version.clone();
+    config.public_url = args
+        .public_url
+        .clone()
+        .or_else(|| (!address.ip().is_unspecified()).then(|| format!("{scheme}://{address}")));
+    // The cause names what failed: the store, or the agent builds.
     let broker = Broker::start(config)
         .await
-        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+        .with_context(|| format!("cannot start the broker on {}", args.data_dir.display()))?;
+    let hosts_builds = !broker.agent_builds().builds().is_empty();
+    if args.agent_dist.is_some() {
+        println!("agent builds: {}", broker.agent_builds().builds().len());
+    }
+    if let Some(required) = &args.min_agent_version {
+        println!("agents older than {required} are refused");
+    }
     let admin_token_file = args.data_dir.join(ADMIN_TOKEN_FILE);
     if args.admin_token.is_none() && admin_token_file.exists() {
         println!("admin token: {}", admin_token_file.display());
@@ -308,6 +347,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             let http_address = listener.local_addr()?;
             write_file_atomically(&args.data_dir, HTTP_ADDRESS_FILE, &http_address.to_string())?;
             println!("metrics on http://{http_address}/metrics");
+            if hosts_builds {
+                println!("agent install script on http://{http_address}/install.sh");
+            }
             let mut stopping = broker.stopping();
             let shutdown = async move {
                 let _ = stopping.wait_for(|stopping| *stopping).await;

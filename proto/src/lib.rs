@@ -9,13 +9,19 @@
 //! - [`submission`]: a workload as its `SubmitWorkload` request stream.
 //! - [`endpoint`](mod@endpoint): reaching a broker, over TLS or not.
 //! - [`bearer`]: sending an API token with every call.
+//! - [`agent_build`]: agent versions on the wire, and the file names of the
+//!   agent builds a broker hosts.
 
+pub mod agent_build;
 pub mod bearer;
 mod convert;
 pub mod endpoint;
 mod limits;
 pub mod submission;
 
+pub use agent_build::{
+    AGENT_VERSION_HEADER, AgentBuildName, AgentVersion, REQUIRED_AGENT_VERSION_HEADER,
+};
 pub use bearer::Bearer;
 pub use convert::{
     ConversionError, limits_from_wire, limits_to_wire, status_from_wire, status_to_wire,

@@ -10,5 +10,6 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// one report message, with room to spare for stderr and the envelope.
 pub const MAX_OUTPUT_BYTES: u64 = 32 << 20;
 
-/// Size of the chunks modules are streamed in, on submit and on fetch.
+/// Size of the chunks modules are streamed in, on submit and on fetch; agent
+/// builds too (`FetchAgentBuild`).
 pub const MODULE_CHUNK_BYTES: usize = 1 << 20;

@@ -21,10 +21,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use wasmgrid_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
 use wasmgrid_proto::v1::{
-    AcceptOffersRequest, AcceptOffersResponse, Earnings, EarningsRequest, ExtendLeaseRequest,
-    ExtendLeaseResponse, FetchModuleRequest, Lease, LedgerEntry, Limits, ModuleChunk, Offer,
-    RegisterRequest, RegisterResponse, ReleaseLeaseRequest, ReleaseLeaseResponse,
-    ReportResultRequest, ReportResultResponse, RequestWorkRequest, RequestWorkResponse, TaskRef,
+    AcceptOffersRequest, AcceptOffersResponse, AgentBuildChunk, Earnings, EarningsRequest,
+    ExtendLeaseRequest, ExtendLeaseResponse, FetchAgentBuildRequest, FetchModuleRequest, Lease,
+    LedgerEntry, Limits, ModuleChunk, Offer, RegisterRequest, RegisterResponse,
+    ReleaseLeaseRequest, ReleaseLeaseResponse, ReportResultRequest, ReportResultResponse,
+    RequestWorkRequest, RequestWorkResponse, TaskRef,
 };
 
 /// Modules are streamed in chunks this small, so assembly is exercised.
@@ -77,6 +78,9 @@ pub struct State {
     pub corrupt_fetches: u32,
     /// Answer `ExtendLease` with `NotFound` (the lease was revoked).
     pub revoke_on_extend: bool,
+    /// Refuse the agent's version, as a broker with this minimum version
+    /// does: on every call but `ReleaseLease` and `GetEarnings`.
+    pub required_version: Option<String>,
     pub lease_ms: u64,
     next_id: u64,
 }
@@ -130,6 +134,26 @@ impl Shared {
                 Call::RequestWork(_) => None,
             })
             .collect()
+    }
+
+    /// Refuses the call when the broker requires a newer agent, as the real
+    /// broker does.
+    fn check_version(&self) -> Result<(), Status> {
+        let Some(required) = self.lock().required_version.clone() else {
+            return Ok(());
+        };
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert(
+            wasmgrid_proto::REQUIRED_AGENT_VERSION_HEADER,
+            required
+                .parse()
+                .map_err(|_| Status::internal("bad version"))?,
+        );
+        Err(Status::with_metadata(
+            tonic::Code::FailedPrecondition,
+            format!("this broker requires wasmgrid-agent >= {required}"),
+            metadata,
+        ))
     }
 
     /// The caller's agent id (its token, for tokens a test added).
@@ -251,6 +275,7 @@ impl AgentService for Service {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        self.0.check_version()?;
         let request = request.into_inner();
         let response = self.0.update(|state| {
             state.next_id += 1;
@@ -272,6 +297,7 @@ impl AgentService for Service {
         &self,
         request: Request<RequestWorkRequest>,
     ) -> Result<Response<RequestWorkResponse>, Status> {
+        self.0.check_version()?;
         self.0.authenticate(&request)?;
         let offers: Vec<Offer> = self.0.update(|state| {
             let offers: Vec<Offer> = state
@@ -306,6 +332,7 @@ impl AgentService for Service {
         &self,
         request: Request<AcceptOffersRequest>,
     ) -> Result<Response<AcceptOffersResponse>, Status> {
+        self.0.check_version()?;
         self.0.authenticate(&request)?;
         let response = self.0.update(|state| {
             let mut response = AcceptOffersResponse::default();
@@ -345,6 +372,7 @@ impl AgentService for Service {
         &self,
         request: Request<FetchModuleRequest>,
     ) -> Result<Response<Self::FetchModuleStream>, Status> {
+        self.0.check_version()?;
         self.0.authenticate(&request)?;
         let sha256 = request.into_inner().sha256;
         let mut bytes = self
@@ -380,6 +408,7 @@ impl AgentService for Service {
         &self,
         request: Request<ExtendLeaseRequest>,
     ) -> Result<Response<ExtendLeaseResponse>, Status> {
+        self.0.check_version()?;
         self.0.authenticate(&request)?;
         let lease_id = request.into_inner().lease_id;
         self.0.update(|state| {
@@ -397,6 +426,7 @@ impl AgentService for Service {
         &self,
         request: Request<ReportResultRequest>,
     ) -> Result<Response<ReportResultResponse>, Status> {
+        self.0.check_version()?;
         let agent_id = self.0.authenticate(&request)?;
         let report = request.into_inner();
         self.0.update(|state| {
@@ -490,5 +520,15 @@ impl AgentService for Service {
             trusted: state.trusted,
             recent: mine.into_iter().rev().take(20).cloned().collect(),
         }))
+    }
+
+    type FetchAgentBuildStream =
+        Pin<Box<dyn Stream<Item = Result<AgentBuildChunk, Status>> + Send>>;
+
+    async fn fetch_agent_build(
+        &self,
+        _request: Request<FetchAgentBuildRequest>,
+    ) -> Result<Response<Self::FetchAgentBuildStream>, Status> {
+        Err(Status::not_found("the fake broker hosts no agent builds"))
     }
 }

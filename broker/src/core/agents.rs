@@ -18,7 +18,7 @@ impl Broker {
         if agent.name.len() > 256
             || agent.os.len() > 64
             || agent.arch.len() > 64
-            || agent.version.len() > 64
+            || agent.version.len() > super::agent_version::MAX_VERSION_LEN
         {
             return Err(BrokerError::invalid(
                 "agent name, os, arch or version too long",
@@ -27,6 +27,7 @@ impl Broker {
         if agent.owner.len() > 256 {
             return Err(BrokerError::invalid("agent owner too long"));
         }
+        self.check_agent_version(&agent.version)?;
         let token = new_token();
         let now = now_ms();
         agent.id = new_agent_id();
@@ -34,6 +35,10 @@ impl Broker {
         agent.last_seen_ms = now;
         let mut conn = self.store.conn().await?;
         agents::insert(&mut conn, &agent, &token_digest(&token)).await?;
+        self.versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(agent.id.clone(), agent.version.clone());
         if let Some(group) = self.replica_group(&agent) {
             self.scheduler.lock().await.set_group(&agent.id, group);
         }

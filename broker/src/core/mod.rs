@@ -11,12 +11,15 @@
 //! - `aggregate`: building the end result when every task is finished.
 //! - `recovery`: rebuilding the scheduler from the store at start.
 //! - `agents`: registration, token checks, replica groups and speeds.
+//! - `agent_version`: the minimum agent version, and the version each agent
+//!   runs.
 //! - `billing`: escrow, pay and close-out postings inside state changes.
 //! - `accounts`: grants, balances, statements and earnings.
 //! - `access`: issuers' and admins' tokens, the enrolment secret, ownership.
 
 pub mod access;
 mod accounts;
+mod agent_version;
 mod agents;
 mod aggregate;
 mod billing;
@@ -38,6 +41,7 @@ pub use self::accounts::{AgentEarnings, LedgerTotals};
 pub use self::report::IncomingReport;
 pub use self::submit::{NewWorkload, parse_sha256};
 pub use self::work::GrantedLease;
+use crate::agent_dist::AgentDist;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, BrokerResult};
 use crate::scheduler::Scheduler;
@@ -56,6 +60,10 @@ pub struct Broker {
     seen: StdMutex<HashMap<String, i64>>,
     /// Agent id → fuel and wall milliseconds of its OK runs: its speed.
     speeds: StdMutex<HashMap<String, (u128, u128)>>,
+    /// Agent id → the version it runs, as recorded in the store.
+    versions: StdMutex<HashMap<String, String>>,
+    /// The agent builds hosted (`--agent-dist`), read at start.
+    agent_builds: AgentDist,
     /// Bumped after every committed change, for progress watchers.
     changes: watch::Sender<u64>,
     /// Turns true when the server starts shutting down, so long-lived
@@ -71,6 +79,25 @@ impl Broker {
     /// scheduling state from it.
     pub async fn start(config: BrokerConfig) -> BrokerResult<Arc<Broker>> {
         let data_dir_lock = lock_data_dir(&config.data_dir)?;
+        let agent_builds = match config.agent_dist.clone() {
+            // Hashing builds of tens of MiB: off the async threads.
+            Some(dir) => tokio::task::spawn_blocking(move || AgentDist::scan(&dir))
+                .await
+                .map_err(|error| BrokerError::Io {
+                    context: "reading the agent builds".into(),
+                    source: std::io::Error::other(error),
+                })??,
+            None => AgentDist::empty(),
+        };
+        if let Some(required) = &config.min_agent_version
+            && agent_builds.lacks(required)
+        {
+            tracing::warn!(
+                %required,
+                "--min-agent-version: not every platform has a build of at least this version \
+                 in --agent-dist; refused agents of those platforms find no update here"
+            );
+        }
         let store = Store::open(&config.data_dir).await?;
         let runtime = Runtime::new(RuntimeConfig {
             max_concurrent_tasks: std::num::NonZeroUsize::MIN,
@@ -84,6 +111,8 @@ impl Broker {
             tokens: StdMutex::new(HashMap::new()),
             seen: StdMutex::new(HashMap::new()),
             speeds: StdMutex::new(HashMap::new()),
+            versions: StdMutex::new(HashMap::new()),
+            agent_builds,
             changes: watch::channel(0).0,
             stopping: watch::channel(false).0,
             _data_dir_lock: data_dir_lock,
@@ -128,6 +157,11 @@ impl Broker {
     /// The settings.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The agent builds the broker hosts.
+    pub fn agent_builds(&self) -> &AgentDist {
+        &self.agent_builds
     }
 }
 

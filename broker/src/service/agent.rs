@@ -1,15 +1,22 @@
-//! `AgentService`: every call but `Register` is authenticated by the bearer
-//! token in the `authorization` metadata.
+//! `AgentService`: every call but `Register` and `FetchAgentBuild` is
+//! authenticated by the bearer token in the `authorization` metadata. With
+//! a minimum agent version, older agents are refused on every call but
+//! `ReleaseLease` (giving work back early helps everyone) and `GetEarnings`
+//! (what a volunteer earned stays theirs to see).
 
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use wasmgrid_proto::v1::agent_service_server::AgentService;
 use wasmgrid_proto::v1::{self, TaskRef};
-use wasmgrid_proto::{MODULE_CHUNK_BYTES, limits_to_wire, status_from_wire, usage_from_wire};
+use wasmgrid_proto::{
+    AGENT_VERSION_HEADER, MODULE_CHUNK_BYTES, limits_to_wire, status_from_wire, usage_from_wire,
+};
 
+use crate::agent_dist::{self, AgentBuild};
 use crate::core::parse_sha256;
 use crate::core::{Broker, IncomingReport};
 use crate::service::caller::bearer_token;
@@ -31,7 +38,25 @@ impl AgentApi {
         AgentApi { broker }
     }
 
+    /// The agent calling, refused when it is older than the broker's
+    /// minimum version.
     async fn agent<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let agent = self.agent_of_any_version(request).await?;
+        let said = request
+            .metadata()
+            .get(AGENT_VERSION_HEADER)
+            .map(|value| {
+                value
+                    .to_str()
+                    .map_err(|_| Status::invalid_argument("the agent version is not ASCII"))
+            })
+            .transpose()?;
+        self.broker.check_calling_agent(&agent, said).await?;
+        Ok(agent)
+    }
+
+    /// The agent calling, whatever version it runs.
+    async fn agent_of_any_version<T>(&self, request: &Request<T>) -> Result<String, Status> {
         let token = bearer_token(request, "agent token")?;
         Ok(self.broker.authenticate(token).await?)
     }
@@ -215,7 +240,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<v1::ReleaseLeaseRequest>,
     ) -> Result<Response<v1::ReleaseLeaseResponse>, Status> {
-        let agent = self.agent(&request).await?;
+        let agent = self.agent_of_any_version(&request).await?;
         let r = request.into_inner();
         self.broker.release(&agent, &r.lease_id, &r.reason).await?;
         Ok(Response::new(v1::ReleaseLeaseResponse {}))
@@ -225,7 +250,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<v1::EarningsRequest>,
     ) -> Result<Response<v1::Earnings>, Status> {
-        let agent = self.agent(&request).await?;
+        let agent = self.agent_of_any_version(&request).await?;
         let earnings = self.broker.earnings(&agent).await?;
         Ok(Response::new(v1::Earnings {
             agent_id: agent,
@@ -241,5 +266,63 @@ impl AgentService for AgentApi {
                 .map(ledger_entry)
                 .collect(),
         }))
+    }
+
+    type FetchAgentBuildStream =
+        Pin<Box<dyn Stream<Item = Result<v1::AgentBuildChunk, Status>> + Send>>;
+
+    async fn fetch_agent_build(
+        &self,
+        request: Request<v1::FetchAgentBuildRequest>,
+    ) -> Result<Response<Self::FetchAgentBuildStream>, Status> {
+        let r = request.into_inner();
+        let builds = self.broker.agent_builds();
+        let build = builds.newest(&r.os, &r.arch).ok_or_else(|| {
+            let hosted: Vec<String> = builds
+                .newest_per_platform()
+                .keys()
+                .map(|(os, arch)| format!("{os}-{arch}"))
+                .collect();
+            Status::not_found(if hosted.is_empty() {
+                "this broker hosts no agent builds".to_owned()
+            } else {
+                format!(
+                    "this broker hosts no agent build for {:.32}-{:.32} (it has {})",
+                    r.os,
+                    r.arch,
+                    hosted.join(", ")
+                )
+            })
+        })?;
+        let file = build.open().await?;
+        tracing::info!(
+            file = %build.file,
+            from = %r.current_version.chars().take(64).collect::<String>(),
+            "agent build sent"
+        );
+        let first = v1::AgentBuildChunk {
+            build: Some(agent_build(build)),
+            data: Vec::new(),
+        };
+        let data = agent_dist::chunks(file, build.size).map(|chunk| {
+            chunk
+                .map(|data| v1::AgentBuildChunk { build: None, data })
+                .map_err(|error| Status::internal(format!("cannot read the agent build: {error}")))
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::once(Ok(first)).chain(data),
+        )))
+    }
+}
+
+/// A catalogue entry on the wire.
+fn agent_build(build: &AgentBuild) -> v1::AgentBuild {
+    v1::AgentBuild {
+        file: build.file.clone(),
+        version: build.name.version.to_string(),
+        os: build.name.os.clone(),
+        arch: build.name.arch.clone(),
+        sha256: build.sha256.clone(),
+        size: build.size,
     }
 }

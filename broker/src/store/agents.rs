@@ -116,6 +116,30 @@ pub async fn touch(conn: &mut SqliteConnection, agent_id: &str, now_ms: i64) -> 
     Ok(())
 }
 
+/// The agent version an agent last reported (at registration, or since).
+pub async fn version(conn: &mut SqliteConnection, agent_id: &str) -> BrokerResult<Option<String>> {
+    let row = sqlx::query("SELECT version FROM agents WHERE id = ?")
+        .bind(agent_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|row| row.get("version")))
+}
+
+/// Records the version an agent now runs (it updated itself, and kept its
+/// identity).
+pub async fn set_version(
+    conn: &mut SqliteConnection,
+    agent_id: &str,
+    version: &str,
+) -> BrokerResult<()> {
+    sqlx::query("UPDATE agents SET version = ? WHERE id = ?")
+        .bind(version)
+        .bind(agent_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// An agent's record, and its owner and address.
 pub async fn record(
     conn: &mut SqliteConnection,
