@@ -14,6 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }
-    tonic_prost_build::configure().compile_protos(&protos, &["."])?;
+    // Serialize: the broker's web dashboard serves these messages as JSON,
+    // so its API and the gRPC API cannot drift apart.
+    tonic_prost_build::configure()
+        .type_attribute(".wasmgrid.v1", "#[derive(serde::Serialize)]")
+        .compile_protos(&protos, &["."])?;
     Ok(())
 }

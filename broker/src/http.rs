@@ -1,6 +1,8 @@
 //! The broker's HTTP port (`--http`), beside gRPC: `/metrics` for
-//! Prometheus. It shows counts and totals only, no ids, names or results;
-//! bind it where your scraper can reach it (the default is loopback).
+//! Prometheus (counts and totals only, no ids, names or results, no token)
+//! and the web dashboard (`/`, and its API under `/api/`, behind issuer and
+//! admin tokens). Plain HTTP: bind it to loopback, or put a TLS proxy in
+//! front of it before tokens cross a network.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::core::Broker;
+use crate::dashboard;
 use crate::error::{BrokerError, BrokerResult};
 use crate::metrics;
 
@@ -27,6 +30,7 @@ pub async fn serve_http(
 ) -> BrokerResult<()> {
     let app = Router::new()
         .route("/metrics", get(scrape))
+        .merge(dashboard::routes())
         .merge(crate::downloads::routes())
         .with_state(broker);
     axum::serve(listener, app)

@@ -13,7 +13,8 @@
 //!   `ids`: ids, tokens, seeds and time.
 //! - `tls`: the TLS identity (the operator's, or a generated development CA).
 //! - `private_file`: secrets written for the broker's user only.
-//! - `http`: the HTTP port (`/metrics`); `metrics`: what it shows.
+//! - `http`: the HTTP port; `metrics`: what `/metrics` shows; `dashboard`:
+//!   the web dashboard at `/` and its JSON API.
 //! - `agent_dist`: the agent builds the broker hosts (`--agent-dist`);
 //!   `downloads`: their HTTP routes (`/downloads`, `/install.sh`);
 //!   `install_script`: the script volunteers read, then run.
@@ -21,6 +22,7 @@
 pub mod agent_dist;
 pub mod config;
 pub mod core;
+pub mod dashboard;
 pub mod downloads;
 pub mod error;
 pub mod http;

@@ -7,6 +7,7 @@
 //! - `processes`: [`BrokerProcess`] and [`AgentProcess`], killed on drop.
 //! - `client`: gRPC clients and a submission builder.
 //! - `eventually`: polling for a condition with a deadline.
+//! - `http`: a plain HTTP/1.1 GET for the broker's HTTP port.
 //! - `ledger_check`: `assert_ledger_consistent`, the whole credit ledger
 //!   checked over gRPC (exactly once, conservation), and funding paid
 //!   test workloads.
@@ -17,6 +18,7 @@
 pub mod binaries;
 pub mod client;
 pub mod eventually;
+pub mod http;
 pub mod ledger_check;
 pub mod processes;
 pub mod queries;

@@ -158,9 +158,22 @@ impl BrokerProcess {
 
     /// Starts the broker again on the same data dir and port.
     pub fn restart(&mut self) {
+        self.restart_with(&self.extra.clone());
+    }
+
+    /// Starts the broker again on the same data dir and port, with `extra`
+    /// arguments instead of the ones it had (e.g. a new operator setting).
+    pub fn restart_with<S: AsRef<str>>(&mut self, extra: &[S]) {
         self.kill9();
-        let again = Self::start_on(&self.data_dir, &self.addr.to_string(), self.extra.clone());
+        let extra = extra.iter().map(|arg| arg.as_ref().to_owned()).collect();
+        let again = Self::start_on(&self.data_dir, &self.addr.to_string(), extra);
         *self = again;
+    }
+
+    /// Runs `wasmgrid-broker token ARGS` on this broker's data dir (e.g.
+    /// `["create", "--issuer", "alice"]`) and returns what it printed.
+    pub fn token_command(&self, args: &[&str]) -> String {
+        token_command(&self.data_dir, args)
     }
 
     /// The broker's log so far.
@@ -294,6 +307,22 @@ impl AgentProcess {
         }
     }
 
+    /// Waits up to `timeout` for the agent to exit by itself and returns
+    /// how it exited; `None` if it still runs then (it is left running).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if started.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// SIGTERM, then waits up to `grace` for a clean exit; returns whether
     /// it exited successfully.
     pub fn terminate(&mut self, grace: Duration) -> bool {
@@ -325,4 +354,23 @@ impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Runs `wasmgrid-broker token ARGS --data-dir DATA_DIR` (also with no broker
+/// running) and returns what it printed, trimmed; panics when it fails.
+pub fn token_command(data_dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(binary("wasmgrid-broker"))
+        .arg("token")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("wasmgrid-broker runs");
+    assert!(
+        output.status.success(),
+        "token {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }

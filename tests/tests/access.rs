@@ -14,6 +14,7 @@ use wasmgrid_proto::v1;
 use wasmgrid_tests::binaries::binary;
 use wasmgrid_tests::client::register_request;
 use wasmgrid_tests::ledger_check::{CREDITS_PER_FUEL, escrow_needed};
+use wasmgrid_tests::processes::token_command;
 use wasmgrid_tests::queries::workload_count;
 use wasmgrid_tests::{
     BrokerProcess, IssuerClient, Submission, admin, admin_with_token, agent_client, issuer,
@@ -21,23 +22,6 @@ use wasmgrid_tests::{
 };
 
 /// `wasmgrid-broker token ARGS --data-dir DIR`, which must succeed; its stdout.
-fn token_command(data_dir: &std::path::Path, args: &[&str]) -> String {
-    let output = Command::new(binary("wasmgrid-broker"))
-        .arg("token")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("wasmgrid-broker runs");
-    assert!(
-        output.status.success(),
-        "token {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 fn echo(issuer: &str) -> Submission {
     let mut submission = Submission::new(
         wasmgrid_sample_tasks::read_wasm("echo"),

@@ -5,34 +5,23 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmgrid_proto::v1;
+use wasmgrid_tests::http;
 use wasmgrid_tests::ledger_check::fund;
 use wasmgrid_tests::{AgentProcess, BrokerProcess, Submission, issuer, wait_until_final};
 
-/// `GET /metrics` over plain HTTP/1.1: the status line and the samples,
-/// `name{labels}` → value.
-async fn scrape(addr: &str) -> (String, HashMap<String, f64>) {
-    let mut socket = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to the HTTP port");
-    socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request");
-    let mut response = String::new();
-    socket
-        .read_to_string(&mut response)
-        .await
-        .expect("response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("headers and body");
-    let status = head.lines().next().unwrap_or_default().to_owned();
+/// `GET /metrics`: the status code and the samples, `name{labels}` → value.
+async fn scrape(addr: &str) -> (u16, HashMap<String, f64>) {
+    let response = http::get(addr, "/metrics", None).await;
     assert!(
-        head.to_lowercase()
-            .contains("content-type: application/openmetrics-text"),
-        "{head}"
+        response
+            .header("content-type")
+            .is_some_and(|value| value.starts_with("application/openmetrics-text")),
+        "{:?}",
+        response.headers
     );
-    let samples = body
+    let samples = response
+        .text()
         .lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
         .filter_map(|line| {
@@ -40,7 +29,7 @@ async fn scrape(addr: &str) -> (String, HashMap<String, f64>) {
             Some((name.to_owned(), value.parse().ok()?))
         })
         .collect();
-    (status, samples)
+    (response.status, samples)
 }
 
 fn value(samples: &HashMap<String, f64>, name: &str) -> f64 {
@@ -56,7 +45,7 @@ async fn metrics_move_with_the_work_and_logs_carry_the_task_ids() {
     let url = broker.url();
 
     let (status, before) = scrape(&http).await;
-    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(status, 200);
     assert_eq!(value(&before, "wasmgrid_agents_registered"), 0.0);
     assert_eq!(value(&before, "wasmgrid_leases_active"), 0.0);
     assert_eq!(

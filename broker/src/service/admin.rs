@@ -8,6 +8,7 @@ use wasmgrid_proto::v1;
 use wasmgrid_proto::v1::admin_service_server::AdminService;
 
 use crate::core::Broker;
+use crate::error::BrokerResult;
 use crate::service::caller::caller;
 use crate::service::convert::{ledger_entry, workload_status};
 use crate::store::{agents, workloads};
@@ -30,47 +31,18 @@ impl AdminApi {
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    #[tracing::instrument(name = "ListAgents", skip_all)]
     async fn list_agents(
         &self,
         request: Request<v1::ListAgentsRequest>,
     ) -> Result<Response<v1::ListAgentsResponse>, Status> {
         self.require_admin(&request).await?;
         let mut conn = self.broker.store().conn().await?;
-        let agents = agents::list_with_stats(&mut conn)
-            .await?
-            .into_iter()
-            .map(|stats| v1::AgentInfo {
-                owner: stats.agent.owner,
-                address: stats.agent.address,
-                results_valid: stats.record.valid,
-                results_invalid: stats.record.invalid,
-                reputation: stats.record.reputation(),
-                trusted: self.broker.trusts(&stats.record),
-                earned_micro: stats.earned_micro,
-                fuel_per_second: if stats.busy_ms > 0 {
-                    stats.fuel_consumed as f64 * 1000.0 / stats.busy_ms as f64
-                } else {
-                    0.0
-                },
-                agent_id: stats.agent.id,
-                name: stats.agent.name,
-                os: stats.agent.os,
-                arch: stats.agent.arch,
-                cores: stats.agent.cores,
-                memory_bytes: stats.agent.memory_bytes,
-                slots: stats.agent.slots,
-                registered_unix_ms: stats.agent.registered_ms,
-                last_seen_unix_ms: stats.agent.last_seen_ms,
-                tasks_ok: stats.tasks_ok,
-                tasks_failed: stats.tasks_failed,
-                fuel_consumed: stats.fuel_consumed,
-                busy_ms: stats.busy_ms,
-                version: stats.agent.version,
-            })
-            .collect();
+        let agents = agent_infos(&self.broker, &mut conn).await?;
         Ok(Response::new(v1::ListAgentsResponse { agents }))
     }
 
+    #[tracing::instrument(name = "ListWorkloads", skip_all)]
     async fn list_workloads(
         &self,
         request: Request<v1::ListWorkloadsRequest>,
@@ -86,6 +58,7 @@ impl AdminService for AdminApi {
         }))
     }
 
+    #[tracing::instrument(name = "GrantCredits", skip_all, fields(issuer = %request.get_ref().issuer))]
     async fn grant_credits(
         &self,
         request: Request<v1::GrantCreditsRequest>,
@@ -102,6 +75,7 @@ impl AdminService for AdminApi {
         }))
     }
 
+    #[tracing::instrument(name = "ListAccounts", skip_all)]
     async fn list_accounts(
         &self,
         request: Request<v1::ListAccountsRequest>,
@@ -122,4 +96,43 @@ impl AdminService for AdminApi {
             held_micro: totals.held,
         }))
     }
+}
+
+/// Every agent with its record, speed and earnings.
+pub(crate) async fn agent_infos(
+    broker: &Broker,
+    conn: &mut sqlx::SqliteConnection,
+) -> BrokerResult<Vec<v1::AgentInfo>> {
+    Ok(agents::list_with_stats(conn)
+        .await?
+        .into_iter()
+        .map(|stats| v1::AgentInfo {
+            owner: stats.agent.owner,
+            address: stats.agent.address,
+            results_valid: stats.record.valid,
+            results_invalid: stats.record.invalid,
+            reputation: stats.record.reputation(),
+            trusted: broker.trusts(&stats.record),
+            earned_micro: stats.earned_micro,
+            fuel_per_second: if stats.busy_ms > 0 {
+                stats.fuel_consumed as f64 * 1000.0 / stats.busy_ms as f64
+            } else {
+                0.0
+            },
+            agent_id: stats.agent.id,
+            name: stats.agent.name,
+            os: stats.agent.os,
+            arch: stats.agent.arch,
+            cores: stats.agent.cores,
+            memory_bytes: stats.agent.memory_bytes,
+            slots: stats.agent.slots,
+            registered_unix_ms: stats.agent.registered_ms,
+            last_seen_unix_ms: stats.agent.last_seen_ms,
+            tasks_ok: stats.tasks_ok,
+            tasks_failed: stats.tasks_failed,
+            fuel_consumed: stats.fuel_consumed,
+            busy_ms: stats.busy_ms,
+            version: stats.agent.version,
+        })
+        .collect())
 }

@@ -63,20 +63,24 @@ impl IssuerApi {
 
 #[tonic::async_trait]
 impl IssuerService for IssuerApi {
+    #[tracing::instrument(name = "SubmitWorkload", skip_all, fields(caller = tracing::field::Empty, workload = tracing::field::Empty))]
     async fn submit_workload(
         &self,
         request: Request<Streaming<v1::SubmitWorkloadRequest>>,
     ) -> Result<Response<v1::SubmitWorkloadResponse>, Status> {
         let caller = caller(&self.broker, &request).await?;
+        tracing::Span::current().record("caller", tracing::field::debug(&caller));
         let mut stream = request.into_inner();
         let submission = submit_stream::receive(&mut stream, self.broker.config(), &caller).await?;
         let (workload_id, task_count) = self.broker.submit(submission).await?;
+        tracing::Span::current().record("workload", workload_id.as_str());
         Ok(Response::new(v1::SubmitWorkloadResponse {
             workload_id,
             task_count,
         }))
     }
 
+    #[tracing::instrument(name = "GetStatus", skip_all, fields(workload = %request.get_ref().workload_id))]
     async fn get_status(
         &self,
         request: Request<v1::WorkloadRequest>,
@@ -90,6 +94,7 @@ impl IssuerService for IssuerApi {
 
     type WatchProgressStream = BoxStream<v1::WorkloadStatus>;
 
+    #[tracing::instrument(name = "WatchProgress", skip_all, fields(workload = %request.get_ref().workload_id))]
     async fn watch_progress(
         &self,
         request: Request<v1::WorkloadRequest>,
@@ -143,6 +148,7 @@ impl IssuerService for IssuerApi {
 
     type FetchResultsStream = BoxStream<v1::ResultItem>;
 
+    #[tracing::instrument(name = "FetchResults", skip_all, fields(workload = %request.get_ref().workload_id))]
     async fn fetch_results(
         &self,
         request: Request<v1::WorkloadRequest>,
@@ -170,6 +176,7 @@ impl IssuerService for IssuerApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
+    #[tracing::instrument(name = "Cancel", skip_all, fields(workload = %request.get_ref().workload_id))]
     async fn cancel(
         &self,
         request: Request<v1::WorkloadRequest>,
@@ -182,6 +189,7 @@ impl IssuerService for IssuerApi {
         }))
     }
 
+    #[tracing::instrument(name = "ListTasks", skip_all, fields(workload = %request.get_ref().workload_id))]
     async fn list_tasks(
         &self,
         request: Request<v1::WorkloadRequest>,
@@ -189,56 +197,12 @@ impl IssuerService for IssuerApi {
         let workload = self
             .authorize(&request, &request.get_ref().workload_id)
             .await?;
-        let workload_id = &request.get_ref().workload_id;
         let mut conn = self.broker.store().conn().await?;
-        let states = tasks::states(&mut conn, workload_id).await?;
-        let all_leases = leases::of_workload(&mut conn, workload_id).await?;
-        let mut infos: Vec<v1::TaskInfo> = states
-            .into_iter()
-            .map(|(index, state)| v1::TaskInfo {
-                index,
-                state: task_state(&state) as i32,
-                attempts: 0,
-                history: Vec::new(),
-                quorum: workload.quorum,
-                fuel_consumed: 0,
-                paid_micro: 0,
-            })
-            .collect();
-        for lease in all_leases {
-            let Some(info) = infos.get_mut(lease.index as usize) else {
-                continue;
-            };
-            info.attempts += 1;
-            if lease.state == LeaseState::Active && info.state == v1::TaskState::Queued as i32 {
-                info.state = v1::TaskState::Leased as i32;
-            }
-            if lease.verdict == Some(RunVerdict::Agreed) {
-                info.fuel_consumed = lease.fuel_consumed;
-                if lease.solo {
-                    info.quorum = 1;
-                }
-            }
-            info.paid_micro += lease.paid_micro;
-            info.history.push(v1::TaskAttempt {
-                lease_id: lease.id,
-                agent_id: lease.agent_id,
-                state: lease.state.as_str().to_owned(),
-                started_unix_ms: lease.started_ms,
-                ended_unix_ms: lease.ended_ms.unwrap_or(0),
-                status: lease.status.as_ref().map(status_to_wire),
-                fuel_consumed: lease.fuel_consumed,
-                wall_time_ms: lease.wall_time_ms,
-                paid_micro: lease.paid_micro,
-                verdict: lease
-                    .verdict
-                    .map(|verdict| verdict.as_str().to_owned())
-                    .unwrap_or_default(),
-            });
-        }
+        let infos = task_infos(&mut conn, &workload).await?;
         Ok(Response::new(v1::ListTasksResponse { tasks: infos }))
     }
 
+    #[tracing::instrument(name = "GetBalance", skip_all, fields(issuer = %request.get_ref().issuer))]
     async fn get_balance(
         &self,
         request: Request<v1::BalanceRequest>,
@@ -254,6 +218,7 @@ impl IssuerService for IssuerApi {
         }))
     }
 
+    #[tracing::instrument(name = "GetLedger", skip_all, fields(issuer = %request.get_ref().issuer, workload = %request.get_ref().workload_id))]
     async fn get_ledger(
         &self,
         request: Request<v1::LedgerRequest>,
@@ -269,6 +234,60 @@ impl IssuerService for IssuerApi {
             balance_micro: balance,
         }))
     }
+}
+
+/// Every task of `workload` with its runs: state, attempts, agents,
+/// durations, fuel and pay.
+pub(crate) async fn task_infos(
+    conn: &mut sqlx::SqliteConnection,
+    workload: &WorkloadRow,
+) -> BrokerResult<Vec<v1::TaskInfo>> {
+    let states = tasks::states(conn, &workload.id).await?;
+    let all_leases = leases::of_workload(conn, &workload.id).await?;
+    let mut infos: Vec<v1::TaskInfo> = states
+        .into_iter()
+        .map(|(index, state)| v1::TaskInfo {
+            index,
+            state: task_state(&state) as i32,
+            attempts: 0,
+            history: Vec::new(),
+            quorum: workload.quorum,
+            fuel_consumed: 0,
+            paid_micro: 0,
+        })
+        .collect();
+    for lease in all_leases {
+        let Some(info) = infos.get_mut(lease.index as usize) else {
+            continue;
+        };
+        info.attempts += 1;
+        if lease.state == LeaseState::Active && info.state == v1::TaskState::Queued as i32 {
+            info.state = v1::TaskState::Leased as i32;
+        }
+        if lease.verdict == Some(RunVerdict::Agreed) {
+            info.fuel_consumed = lease.fuel_consumed;
+            if lease.solo {
+                info.quorum = 1;
+            }
+        }
+        info.paid_micro += lease.paid_micro;
+        info.history.push(v1::TaskAttempt {
+            lease_id: lease.id,
+            agent_id: lease.agent_id,
+            state: lease.state.as_str().to_owned(),
+            started_unix_ms: lease.started_ms,
+            ended_unix_ms: lease.ended_ms.unwrap_or(0),
+            status: lease.status.as_ref().map(status_to_wire),
+            fuel_consumed: lease.fuel_consumed,
+            wall_time_ms: lease.wall_time_ms,
+            paid_micro: lease.paid_micro,
+            verdict: lease
+                .verdict
+                .map(|verdict| verdict.as_str().to_owned())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(infos)
 }
 
 fn task_state(state: &str) -> v1::TaskState {

@@ -11,11 +11,11 @@
 //!
 //! [`Broker`]: crate::core::Broker
 
-mod admin;
+pub(crate) mod admin;
 mod agent;
-mod caller;
-mod convert;
-mod issuer;
+pub(crate) mod caller;
+pub(crate) mod convert;
+pub(crate) mod issuer;
 mod submit_stream;
 
 pub use admin::AdminApi;

@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod api_tokens;
+pub mod dashboard_views;
 pub mod events;
 pub mod leases;
 pub mod ledger;

@@ -207,6 +207,20 @@ pub async fn list(
     rows.iter().map(from_row).collect()
 }
 
+/// The workloads of `issuer`, newest first.
+pub async fn list_of_issuer(
+    conn: &mut SqliteConnection,
+    issuer: &str,
+) -> BrokerResult<Vec<WorkloadRow>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM workloads WHERE issuer = ? ORDER BY created_ms DESC, id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(issuer)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// Ends a workload: its final state, error and end result. Returns false
 /// if it had already ended.
 pub async fn finish(

@@ -86,6 +86,8 @@ impl Programs {
 pub struct Cluster {
     /// The broker's gRPC URL.
     pub broker_url: String,
+    /// The broker's web dashboard.
+    pub dashboard_url: String,
     /// The development CA the broker generated, which clients trust.
     pub ca_cert: PathBuf,
     /// The admin token the broker generated at its first start.
@@ -112,11 +114,18 @@ impl Cluster {
                 .arg("--data-dir")
                 .arg(&data_dir)
                 // TLS as in production, with a CA made for the demo.
-                .arg("--dev-tls"),
+                .arg("--dev-tls")
+                // The web dashboard and metrics, on a free loopback port.
+                .args(["--http", "127.0.0.1:0"]),
             &dir.join("broker.log"),
         )?;
         let addr = wait_for_address(&mut broker, &data_dir.join("broker.addr")).await?;
         let broker_url = format!("https://{addr}");
+        // Written before broker.addr (wasmgrid_broker::http::HTTP_ADDRESS_FILE).
+        let http_file = data_dir.join("broker.http.addr");
+        let dashboard_url = std::fs::read_to_string(&http_file)
+            .map(|addr| format!("http://{}/", addr.trim()))
+            .with_context(|| format!("cannot read the broker's {}", http_file.display()))?;
         // Where a `--dev-tls` broker writes its CA (wasmgrid_broker::tls).
         let ca_cert = data_dir.join("tls").join("ca.pem");
         // Where a broker started without --admin-token writes the one it
@@ -145,6 +154,7 @@ impl Cluster {
         }
         Ok(Cluster {
             broker_url,
+            dashboard_url,
             ca_cert,
             admin_token,
             data_dir,

@@ -62,6 +62,11 @@ pub struct DemoArgs {
     /// print its path.
     #[arg(long)]
     keep: bool,
+    /// After the workload, keep the grid running until Ctrl-C, to look
+    /// around the web dashboard (its address and the issuer token to sign
+    /// in with are printed).
+    #[arg(long)]
+    stay: bool,
     /// Directory holding wasmgrid-broker and wasmgrid-agent; by default the
     /// directory of this executable.
     #[arg(long, value_name = "DIR")]
@@ -95,8 +100,8 @@ async fn run_in(args: &DemoArgs, programs: &Programs, dir: &Path) -> anyhow::Res
     let mut cluster = Cluster::start(programs, dir, args.agents).await?;
     let plural = if args.agents == 1 { "" } else { "s" };
     eprintln!(
-        "started a broker at {} and {} agent{plural}",
-        cluster.broker_url, args.agents
+        "started a broker at {} (dashboard {}) and {} agent{plural}",
+        cluster.broker_url, cluster.dashboard_url, args.agents
     );
     let access = Access {
         url: cluster.broker_url.clone(),
@@ -107,11 +112,22 @@ async fn run_in(args: &DemoArgs, programs: &Programs, dir: &Path) -> anyhow::Res
     eprintln!(
         "created an issuer token for {DEMO_ISSUER} (wasmgrid-broker token create --issuer {DEMO_ISSUER})"
     );
-    let outcome = tokio::select! {
+    let mut outcome = tokio::select! {
         outcome = count_primes(args, programs, &access) => outcome,
         error = cluster.exited() => Err(error),
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
+    if args.stay && outcome.is_ok() {
+        eprintln!(
+            "the grid stays up: open {} and sign in with the issuer token {} \
+             (or the admin token {}); Ctrl-C stops it",
+            cluster.dashboard_url, access.issuer_token, access.admin_token
+        );
+        tokio::select! {
+            error = cluster.exited() => outcome = Err(error),
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
     eprintln!("stopping the agents and the broker");
     let killed = tokio::task::spawn_blocking(move || cluster.stop())
         .await
