@@ -1,6 +1,7 @@
 //! What an operator sees: `/metrics` on the broker's HTTP port, scraped as
 //! Prometheus would while a real workload runs (the figures start at zero
-//! and move with the work), and JSON logs with the task's ids.
+//! and move with the work), and JSON logs with the task's ids, the
+//! broker's inside spans named after the gRPC call with its ids.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,7 +41,10 @@ fn value(samples: &HashMap<String, f64>, name: &str) -> f64 {
 async fn metrics_move_with_the_work_and_logs_carry_the_task_ids() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("broker");
-    let broker = BrokerProcess::start(&data_dir, &["--http", "127.0.0.1:0"]);
+    let broker = BrokerProcess::start(
+        &data_dir,
+        &["--http", "127.0.0.1:0", "--log-format", "json"],
+    );
     let http = std::fs::read_to_string(data_dir.join("broker.http.addr")).expect("HTTP address");
     let url = broker.url();
 
@@ -133,4 +137,26 @@ async fn metrics_move_with_the_work_and_logs_carry_the_task_ids() {
             "{line}"
         );
     }
+
+    // The broker's lines carry the spans of the gRPC call they happened in:
+    // the workload ended in an Aggregate span under the last ReportResult,
+    // named with the agent and the lease.
+    let log = std::fs::read_to_string(&broker.log).expect("broker log");
+    let finished = log
+        .lines()
+        .find(|line| line.contains("workload finished"))
+        .unwrap_or_else(|| panic!("no 'workload finished' line:\n{log}"));
+    assert!(
+        finished.contains(r#""name":"Aggregate""#)
+            && finished.contains(r#""name":"ReportResult""#)
+            && finished.contains(r#""agent":"a-"#)
+            && finished.contains(r#""lease":"l-"#)
+            && finished.contains(&format!(r#""workload":"{workload_id}""#)),
+        "{finished}"
+    );
+    let submitted = log
+        .lines()
+        .find(|line| line.contains("workload submitted"))
+        .unwrap_or_else(|| panic!("no 'workload submitted' line:\n{log}"));
+    assert!(submitted.contains(r#""name":"SubmitWorkload""#), "{submitted}");
 }

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use wasmgrid_proto::MAX_OUTPUT_BYTES;
 use wasmgrid_runtime::{Limits, Status, TaskModule};
 
@@ -21,14 +23,19 @@ const REDUCER_SEED_INDEX: u32 = u32::MAX;
 const STDERR_IN_ERROR: usize = 2000;
 
 impl Broker {
-    /// Builds the end result in the background.
+    /// Builds the end result in the background, in a span under the
+    /// caller's (the report that finished the last task).
     pub(crate) fn spawn_aggregation(self: &Arc<Self>, workload_id: String) {
         let broker = Arc::clone(self);
-        tokio::spawn(async move {
-            if let Err(error) = broker.aggregate(&workload_id).await {
-                tracing::error!(workload = %workload_id, %error, "aggregation failed; retried at next start");
+        let span = tracing::info_span!("Aggregate", workload = %workload_id);
+        tokio::spawn(
+            async move {
+                if let Err(error) = broker.aggregate(&workload_id).await {
+                    tracing::error!(workload = %workload_id, %error, "aggregation failed; retried at next start");
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     /// Finishes a workload whose tasks are all finished.

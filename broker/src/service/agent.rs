@@ -58,7 +58,10 @@ impl AgentApi {
     /// The agent calling, whatever version it runs.
     async fn agent_of_any_version<T>(&self, request: &Request<T>) -> Result<String, Status> {
         let token = bearer_token(request, "agent token")?;
-        Ok(self.broker.authenticate(token).await?)
+        let agent = self.broker.authenticate(token).await?;
+        // The calling handler's span carries the agent from here on.
+        tracing::Span::current().record("agent", agent.as_str());
+        Ok(agent)
     }
 }
 
@@ -69,6 +72,7 @@ fn task_key(task: Option<&TaskRef>) -> Result<(String, u32), Status> {
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
+    #[tracing::instrument(name = "Register", skip_all, fields(agent = tracing::field::Empty, name = %request.get_ref().name))]
     async fn register(
         &self,
         request: Request<v1::RegisterRequest>,
@@ -91,9 +95,11 @@ impl AgentService for AgentApi {
             address: address.map(|a| a.ip().to_string()).unwrap_or_default(),
         };
         let (agent_id, token) = self.broker.register(agent).await?;
+        tracing::Span::current().record("agent", agent_id.as_str());
         Ok(Response::new(v1::RegisterResponse { agent_id, token }))
     }
 
+    #[tracing::instrument(name = "RequestWork", skip_all, fields(agent = tracing::field::Empty, capacity = request.get_ref().capacity))]
     async fn request_work(
         &self,
         request: Request<v1::RequestWorkRequest>,
@@ -132,6 +138,7 @@ impl AgentService for AgentApi {
         }))
     }
 
+    #[tracing::instrument(name = "AcceptOffers", skip_all, fields(agent = tracing::field::Empty, tasks = request.get_ref().tasks.len()))]
     async fn accept_offers(
         &self,
         request: Request<v1::AcceptOffersRequest>,
@@ -171,6 +178,7 @@ impl AgentService for AgentApi {
 
     type FetchModuleStream = Pin<Box<dyn Stream<Item = Result<v1::ModuleChunk, Status>> + Send>>;
 
+    #[tracing::instrument(name = "FetchModule", skip_all, fields(agent = tracing::field::Empty, module = %request.get_ref().sha256))]
     async fn fetch_module(
         &self,
         request: Request<v1::FetchModuleRequest>,
@@ -200,6 +208,7 @@ impl AgentService for AgentApi {
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
+    #[tracing::instrument(name = "ExtendLease", skip_all, fields(agent = tracing::field::Empty, lease = %request.get_ref().lease_id))]
     async fn extend_lease(
         &self,
         request: Request<v1::ExtendLeaseRequest>,
@@ -212,6 +221,7 @@ impl AgentService for AgentApi {
         Ok(Response::new(v1::ExtendLeaseResponse { deadline_unix_ms }))
     }
 
+    #[tracing::instrument(name = "ReportResult", skip_all, fields(agent = tracing::field::Empty, lease = %request.get_ref().lease_id))]
     async fn report_result(
         &self,
         request: Request<v1::ReportResultRequest>,
@@ -236,6 +246,7 @@ impl AgentService for AgentApi {
         Ok(Response::new(v1::ReportResultResponse { counted }))
     }
 
+    #[tracing::instrument(name = "ReleaseLease", skip_all, fields(agent = tracing::field::Empty, lease = %request.get_ref().lease_id))]
     async fn release_lease(
         &self,
         request: Request<v1::ReleaseLeaseRequest>,
@@ -246,6 +257,7 @@ impl AgentService for AgentApi {
         Ok(Response::new(v1::ReleaseLeaseResponse {}))
     }
 
+    #[tracing::instrument(name = "GetEarnings", skip_all, fields(agent = tracing::field::Empty))]
     async fn get_earnings(
         &self,
         request: Request<v1::EarningsRequest>,
@@ -271,6 +283,7 @@ impl AgentService for AgentApi {
     type FetchAgentBuildStream =
         Pin<Box<dyn Stream<Item = Result<v1::AgentBuildChunk, Status>> + Send>>;
 
+    #[tracing::instrument(name = "FetchAgentBuild", skip_all, fields(os = %request.get_ref().os, arch = %request.get_ref().arch))]
     async fn fetch_agent_build(
         &self,
         request: Request<v1::FetchAgentBuildRequest>,
