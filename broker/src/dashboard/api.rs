@@ -31,7 +31,7 @@ use crate::core::{Broker, Caller};
 use crate::error::BrokerError;
 use crate::ids::now_ms;
 use crate::service::admin::agent_infos;
-use crate::service::convert::{ledger_entry, workload_status};
+use crate::service::convert::{accounts_list, ledger_entry, workload_status};
 use crate::service::issuer::task_infos;
 use crate::store::dashboard_views;
 use crate::store::ledger::issuer_account;
@@ -351,24 +351,9 @@ async fn ledger(State(broker): BrokerState, headers: HeaderMap) -> ApiResult<Led
                 entries: entries.into_iter().map(ledger_entry).collect(),
             }
         }
-        Caller::Admin => {
-            let totals = broker.ledger_totals().await?;
-            LedgerView::Admin {
-                accounts: v1::ListAccountsResponse {
-                    accounts: totals
-                        .accounts
-                        .into_iter()
-                        .map(|account| v1::Account {
-                            id: account.id,
-                            kind: account.kind,
-                            balance_micro: account.balance,
-                        })
-                        .collect(),
-                    granted_micro: totals.granted,
-                    held_micro: totals.held,
-                },
-            }
-        }
+        Caller::Admin => LedgerView::Admin {
+            accounts: accounts_list(broker.ledger_totals().await?),
+        },
     }))
 }
 

@@ -10,7 +10,7 @@ use wasmgrid_proto::v1::admin_service_server::AdminService;
 use crate::core::Broker;
 use crate::error::BrokerResult;
 use crate::service::caller::caller;
-use crate::service::convert::{ledger_entry, workload_status};
+use crate::service::convert::{accounts_list, ledger_entry, workload_status};
 use crate::store::{agents, workloads};
 
 /// The admin service over a broker.
@@ -82,19 +82,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::ListAccountsResponse>, Status> {
         self.require_admin(&request).await?;
         let totals = self.broker.ledger_totals().await?;
-        Ok(Response::new(v1::ListAccountsResponse {
-            accounts: totals
-                .accounts
-                .into_iter()
-                .map(|account| v1::Account {
-                    id: account.id,
-                    kind: account.kind,
-                    balance_micro: account.balance,
-                })
-                .collect(),
-            granted_micro: totals.granted,
-            held_micro: totals.held,
-        }))
+        Ok(Response::new(accounts_list(totals)))
     }
 }
 

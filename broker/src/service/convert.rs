@@ -2,6 +2,7 @@
 
 use wasmgrid_proto::v1;
 
+use crate::core::LedgerTotals;
 use crate::error::BrokerResult;
 use crate::store::ledger::{self, Entry};
 use crate::store::tasks;
@@ -73,5 +74,22 @@ pub fn ledger_entry(entry: Entry) -> v1::LedgerEntry {
         agent_id: entry.agent_id.unwrap_or_default(),
         fuel: entry.fuel.unwrap_or(0),
         memo: entry.memo.unwrap_or_default(),
+    }
+}
+
+/// Every account and the ledger's totals on the wire.
+pub fn accounts_list(totals: LedgerTotals) -> v1::ListAccountsResponse {
+    v1::ListAccountsResponse {
+        accounts: totals
+            .accounts
+            .into_iter()
+            .map(|account| v1::Account {
+                id: account.id,
+                kind: account.kind,
+                balance_micro: account.balance,
+            })
+            .collect(),
+        granted_micro: totals.granted,
+        held_micro: totals.held,
     }
 }
