@@ -150,10 +150,11 @@ struct Args {
         hide_env_values = true
     )]
     enrolment_secret: Option<String>,
-    /// Also serve HTTP on this address: /metrics for Prometheus (counts and
-    /// totals only), and with --agent-dist the agent builds (/downloads,
-    /// /install.sh). Port 0 picks a free port, written to
-    /// DATA_DIR/broker.http.addr.
+    /// Also serve HTTP on this address: the web dashboard at / (sign in with
+    /// an issuer or admin token), /metrics for Prometheus (counts and totals
+    /// only), and with --agent-dist the agent builds (/downloads,
+    /// /install.sh). Plain HTTP: keep it on loopback or behind a TLS proxy.
+    /// Port 0 picks a free port, written to DATA_DIR/broker.http.addr.
     #[arg(long, env = "WASMGRID_HTTP", value_name = "ADDR")]
     http: Option<SocketAddr>,
     /// A directory of agent builds to host, named
@@ -346,7 +347,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen for HTTP on {http}"))?;
             let http_address = listener.local_addr()?;
             write_file_atomically(&args.data_dir, HTTP_ADDRESS_FILE, &http_address.to_string())?;
-            println!("metrics on http://{http_address}/metrics");
+            println!("dashboard on http://{http_address}/ (metrics at /metrics)");
             if hosts_builds {
                 println!("agent install script on http://{http_address}/install.sh");
             }

@@ -36,9 +36,8 @@ pub async fn get(addr: &str, path: &str, token: Option<&str>) -> HttpResponse {
     let authorization = token
         .map(|token| format!("Authorization: Bearer {token}\r\n"))
         .unwrap_or_default();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{authorization}Connection: close\r\n\r\n"
-    );
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n");
     socket
         .write_all(request.as_bytes())
         .await

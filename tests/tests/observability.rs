@@ -158,5 +158,8 @@ async fn metrics_move_with_the_work_and_logs_carry_the_task_ids() {
         .lines()
         .find(|line| line.contains("workload submitted"))
         .unwrap_or_else(|| panic!("no 'workload submitted' line:\n{log}"));
-    assert!(submitted.contains(r#""name":"SubmitWorkload""#), "{submitted}");
+    assert!(
+        submitted.contains(r#""name":"SubmitWorkload""#),
+        "{submitted}"
+    );
 }
