@@ -64,6 +64,26 @@ fn cpu_model() -> Option<String> {
         .map(|(_, model)| model.trim().to_owned())
 }
 
+/// Busy and total CPU time of the whole machine since boot, all cores, in
+/// the kernel's clock ticks (the `cpu` line of `/proc/stat`); `None` off
+/// Linux. Steal counts as busy: the hypervisor gave the time to others.
+pub fn machine_cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let field = |index: usize| fields.get(index).copied().unwrap_or(0);
+    let idle = field(3) + field(4);
+    let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
+    Some((busy, busy + idle))
+}
+
 /// CPU time counters of the whole machine and of this process (with its
 /// waited-for children, the guest build), in the kernel's clock ticks.
 #[derive(Clone, Copy, Debug)]
@@ -76,19 +96,7 @@ pub struct CpuSnapshot {
 impl CpuSnapshot {
     /// The counters now, or `None` off Linux.
     pub fn now() -> Option<Self> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let fields: Vec<u64> = stat
-            .lines()
-            .next()?
-            .strip_prefix("cpu ")?
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .ok()?;
-        // user nice system idle iowait irq softirq steal (guest is in user).
-        let field = |index: usize| fields.get(index).copied().unwrap_or(0);
-        let idle = field(3) + field(4);
-        let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
+        let (busy, total) = machine_cpu_ticks()?;
         let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the parenthesised command name: utime is the 12th,
         // then stime, cutime, cstime.
@@ -102,7 +110,7 @@ impl CpuSnapshot {
             .ok()?;
         Some(CpuSnapshot {
             machine_busy: busy,
-            machine_total: busy + idle,
+            machine_total: total,
             own,
         })
     }

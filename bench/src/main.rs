@@ -7,6 +7,12 @@
 //! throughput of trivial tasks; and checks the figures against the targets.
 //! Progress goes to stderr, the tables to stdout.
 //!
+//! `cargo run --release -p wasmgrid-bench -- dispatch [--quick] [--json FILE]`
+//! measures the broker: a real `wasmgrid-broker` process and many simulated
+//! agents over gRPC on loopback; tasks per second end to end with r=1 and
+//! r=2, RPC latencies, broker CPU, RSS and store size, and tasks per second
+//! against queue length (see `docs/performance.md`).
+//!
 //! # Layout
 //! - `kernels`: the three sample kernels as cases (input, native call).
 //! - `overhead`: native vs metered vs unmetered wasm, interleaved.
@@ -18,7 +24,9 @@
 //! - `targets`: the targets and why they have their values.
 //! - `machine`: CPU, cores and load the figures were measured on.
 //! - `report`: the tables and the JSON.
+//! - `dispatch`: the broker dispatch benchmark (its own layout inside).
 
+mod dispatch;
 mod handoff;
 mod kernels;
 mod machine;
@@ -51,6 +59,8 @@ struct Cli {
 enum Command {
     /// Sandbox overhead against native code, sandbox start, throughput.
     Runtime(RuntimeArgs),
+    /// Broker throughput: a real broker, many simulated agents over gRPC.
+    Dispatch(DispatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,10 +74,66 @@ struct RuntimeArgs {
     json: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct DispatchArgs {
+    /// Simulated agents, each with its own connection, registration and
+    /// token [default: 1000; 100 with --quick].
+    #[arg(long)]
+    agents: Option<usize>,
+    /// Tasks each agent asks for and accepts per cycle.
+    #[arg(long, default_value_t = 4)]
+    slots: u32,
+    /// Tasks of each end-to-end run [default: 1000000; 4000 with --quick].
+    #[arg(long)]
+    tasks: Option<u64>,
+    /// Tasks per submitted workload: larger runs are several workloads.
+    #[arg(long, default_value_t = 100_000)]
+    workload_tasks: u64,
+    /// Replica counts, one end-to-end run each [default: 1,2]; `--replicas
+    /// 0` skips the end-to-end runs.
+    #[arg(long, value_delimiter = ',')]
+    replicas: Option<Vec<u32>>,
+    /// Queue sizes, one queue-length phase each [default:
+    /// 10000,100000,1000000; 2000,10000 with --quick]; `--queue-sizes 0`
+    /// skips them.
+    #[arg(long, value_delimiter = ',')]
+    queue_sizes: Option<Vec<u64>>,
+    /// Tasks measured in each queue-length phase [default: half the
+    /// smallest queue].
+    #[arg(long)]
+    queue_window: Option<u64>,
+    /// Simulated run time of each cycle's leases, e.g. 50ms [default: 0,
+    /// tasks are not run].
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    task_time: Duration,
+    /// Stop with an error when no report arrives for this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
+    stall_timeout: Duration,
+    /// A `wasmgrid-broker` binary to measure instead of building
+    /// `cargo build --release -p wasmgrid-broker`.
+    #[arg(long, value_name = "PATH")]
+    broker: Option<PathBuf>,
+    /// Where the brokers' data dirs go: on the disk being measured, never a
+    /// tmpfs (fsync would cost nothing) [default: target/dispatch-bench].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// Keep the data dirs and broker logs.
+    #[arg(long)]
+    keep: bool,
+    /// Smaller counts (100 agents, 4000 tasks, queues of 2000 and 10000): a
+    /// smoke test of well under a minute, not figures to publish.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Runtime(args) => runtime(&args),
+        Command::Dispatch(args) => dispatch(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,4 +204,83 @@ fn runtime(args: &RuntimeArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn dispatch(args: &DispatchArgs) -> Result<()> {
+    let quick = args.quick;
+    let queue_sizes: Vec<u64> = args
+        .queue_sizes
+        .clone()
+        .unwrap_or_else(|| {
+            if quick {
+                vec![2_000, 10_000]
+            } else {
+                vec![10_000, 100_000, 1_000_000]
+            }
+        })
+        .into_iter()
+        .filter(|&size| size > 0)
+        .collect();
+    let replicas: Vec<u32> = args
+        .replicas
+        .clone()
+        .unwrap_or_else(|| vec![1, 2])
+        .into_iter()
+        .filter(|&r| r > 0)
+        .collect();
+    let smallest_queue = queue_sizes.iter().copied().min().unwrap_or(0);
+    let queue_window = args.queue_window.unwrap_or(smallest_queue / 2);
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => default_work_dir()?,
+    };
+    let (broker, broker_origin) = match &args.broker {
+        Some(path) => (
+            path.clone(),
+            format!("--broker {}; working tree at", path.display()),
+        ),
+        None => (
+            dispatch::build_release_broker()?,
+            "release build of the working tree at".to_owned(),
+        ),
+    };
+    let plan = dispatch::DispatchPlan {
+        quick,
+        agents: dispatch::AgentPlan {
+            agents: args.agents.unwrap_or(if quick { 100 } else { 1000 }),
+            slots: args.slots.max(1),
+            task_time: args.task_time,
+            memory_per_slot: dispatch::task_limits().memory_bytes,
+        },
+        tasks: args.tasks.unwrap_or(if quick { 4_000 } else { 1_000_000 }),
+        workload_tasks: args.workload_tasks.max(1),
+        replicas,
+        queue_warmup: queue_window / 5,
+        queue_window,
+        queue_sizes,
+        stall_timeout: args.stall_timeout,
+        work_dir,
+        keep: args.keep,
+        broker,
+        broker_origin,
+    };
+    let report = dispatch::run(&plan)?;
+    print!("{}", report.render());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report.to_json()).context("encode JSON")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `target/dispatch-bench` of the workspace the bench was built in: on the
+/// repository's disk, where a real broker's data dir would be.
+fn default_work_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("path of the running bench")?;
+    let target = exe
+        .parent()
+        .and_then(|profile| profile.parent())
+        .context("the bench executable is not in target/<profile>")?;
+    Ok(target.join("dispatch-bench"))
 }

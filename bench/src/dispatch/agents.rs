@@ -1,0 +1,467 @@
+//! The load generator's agents: many simulated agents in this process,
+//! each with its own connection, registration and token, speaking the real
+//! agent protocol to the broker over loopback. A cycle is the real agent's:
+//! `RequestWork(capacity = slots)`, `AcceptOffers` of the first `slots`
+//! offers (which declines the others), `FetchModule` once per module, then
+//! one `ReportResult` per lease. The task is not run: each report carries
+//! what the real `echo` task produces (its input as output, and the fuel,
+//! memory and time measured by running it once in this process), so every
+//! replica of a task agrees and the broker does every step and every store
+//! write it does for real agents.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+use wasmgrid_proto::v1::agent_service_client::AgentServiceClient;
+use wasmgrid_proto::v1::{self, TaskRef};
+use wasmgrid_proto::{MAX_MESSAGE_BYTES, status_to_wire, usage_to_wire};
+use wasmgrid_runtime::Usage;
+
+use crate::dispatch::latency::{Latencies, Rpc};
+
+/// The metadata key real agents send their version in (every agent call;
+/// `wasmgrid-agent`'s client). A broker without a minimum version only
+/// notes it.
+const AGENT_VERSION_HEADER: &str = "x-wasmgrid-agent-version";
+
+/// The version the simulated agents announce: the workspace's, as a
+/// `wasmgrid-agent` built from this tree would.
+const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Registrations in flight at once: a thousand agents starting together
+/// would measure the connect storm, not the broker's registration.
+const REGISTRATIONS_IN_FLIGHT: usize = 32;
+
+/// Wait after a failed call before the agent carries on, as a real agent
+/// backs off.
+const ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Error messages kept for the report (the count is kept in full).
+const KEPT_ERRORS: usize = 8;
+
+/// How the simulated agents behave.
+#[derive(Clone, Copy, Debug)]
+pub struct AgentPlan {
+    pub agents: usize,
+    /// Tasks each agent asks for and accepts per cycle (its free slots).
+    pub slots: u32,
+    /// Time each cycle spends "running" its leases before reporting them:
+    /// zero skips execution.
+    pub task_time: Duration,
+    /// Memory the agent declares free per slot (it must cover the
+    /// workload's memory limit for a task to be offered).
+    pub memory_per_slot: u64,
+}
+
+/// What every report says: the outcome of the real task on an input of the
+/// bench's fixed length.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub usage: Usage,
+}
+
+/// Counts kept by all agents, read by the monitor while they work.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    idle_requests: AtomicU64,
+    offers: AtomicU64,
+    leases: AtomicU64,
+    rejected: AtomicU64,
+    fetches: AtomicU64,
+    reports: AtomicU64,
+    counted: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A reading of the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// `RequestWork` calls, and those answered without offers.
+    pub requests: u64,
+    pub idle_requests: u64,
+    /// Offers received, leases granted, offers accepted but no longer
+    /// available.
+    pub offers: u64,
+    pub leases: u64,
+    pub rejected: u64,
+    pub fetches: u64,
+    /// Reports sent, and those the broker counted (its lease was live or
+    /// its task still open).
+    pub reports: u64,
+    pub counted: u64,
+    /// Calls that failed.
+    pub errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    counters: Counters,
+    /// Latencies are recorded only while this is set: the monitor measures
+    /// a window of the run.
+    recording: AtomicBool,
+    stop: AtomicBool,
+    kept_errors: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn failed(&self, agent: &str, error: &anyhow::Error) {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        let mut kept = self
+            .kept_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < KEPT_ERRORS {
+            kept.push(format!("{agent}: {error:#}"));
+        }
+    }
+}
+
+/// The agents of one phase, registered, each on its own tokio task.
+#[derive(Debug)]
+pub struct Swarm {
+    shared: Arc<Shared>,
+    go: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Latencies>>,
+    /// Latency of each `Register`.
+    pub registration: Latencies,
+    /// Wall time to register them all.
+    pub registered_in: Duration,
+}
+
+impl Swarm {
+    /// Connects and registers `plan.agents` agents to the broker at `url`;
+    /// they wait for [`Swarm::go`] before asking for work.
+    pub async fn register(url: &str, plan: AgentPlan, reply: Arc<Reply>) -> Result<Swarm> {
+        let shared = Arc::new(Shared::default());
+        let (go, _) = watch::channel(false);
+        let started = Instant::now();
+        let registered: Vec<Result<(SimAgent, Duration)>> = futures::stream::iter(0..plan.agents)
+            .map(|i| SimAgent::register(url, format!("sim-{i:05}"), plan, Arc::clone(&reply)))
+            .buffer_unordered(REGISTRATIONS_IN_FLIGHT)
+            .collect()
+            .await;
+        let registered_in = started.elapsed();
+        let mut registration = Latencies::default();
+        let mut tasks = Vec::with_capacity(plan.agents);
+        for agent in registered {
+            let (agent, latency) = agent?;
+            registration.record(Rpc::Register, latency);
+            tasks.push(tokio::spawn(
+                agent.work(Arc::clone(&shared), go.subscribe()),
+            ));
+        }
+        Ok(Swarm {
+            shared,
+            go,
+            tasks,
+            registration,
+            registered_in,
+        })
+    }
+
+    /// Lets every agent start asking for work.
+    pub fn go(&self) {
+        self.go.send_replace(true);
+    }
+
+    /// Starts or stops recording latencies.
+    pub fn record_latencies(&self, on: bool) {
+        self.shared.recording.store(on, Ordering::Relaxed);
+    }
+
+    pub fn progress(&self) -> Progress {
+        let c = &self.shared.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Progress {
+            requests: load(&c.requests),
+            idle_requests: load(&c.idle_requests),
+            offers: load(&c.offers),
+            leases: load(&c.leases),
+            rejected: load(&c.rejected),
+            fetches: load(&c.fetches),
+            reports: load(&c.reports),
+            counted: load(&c.counted),
+            errors: load(&c.errors),
+        }
+    }
+
+    /// The first errors the agents met.
+    pub fn errors(&self) -> Vec<String> {
+        self.shared
+            .kept_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops every agent after its current cycle and returns the latencies
+    /// they recorded.
+    pub async fn stop(self) -> Result<Latencies> {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        // Agents still waiting for the start go, see the stop, and end.
+        self.go.send_replace(true);
+        let mut latencies = Latencies::default();
+        for task in self.tasks {
+            latencies.merge(task.await.context("a simulated agent's task panicked")?);
+        }
+        Ok(latencies)
+    }
+}
+
+/// Sends the agent's token and version with every call, as the real agent.
+#[derive(Clone, Debug)]
+struct AgentMetadata {
+    authorization: Option<MetadataValue<Ascii>>,
+    version: MetadataValue<Ascii>,
+}
+
+impl AgentMetadata {
+    fn new(token: Option<&str>) -> Result<Self> {
+        let authorization = token
+            .map(|token| format!("Bearer {token}").parse())
+            .transpose()
+            .map_err(|_| anyhow!("the broker's agent token is not a header value"))?;
+        Ok(AgentMetadata {
+            authorization,
+            version: MetadataValue::from_static(AGENT_VERSION),
+        })
+    }
+}
+
+impl Interceptor for AgentMetadata {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let metadata = request.metadata_mut();
+        if let Some(authorization) = &self.authorization {
+            metadata.insert("authorization", authorization.clone());
+        }
+        metadata.insert(AGENT_VERSION_HEADER, self.version.clone());
+        Ok(request)
+    }
+}
+
+type AgentClient = AgentServiceClient<InterceptedService<Channel, AgentMetadata>>;
+
+fn agent_client(channel: Channel, metadata: AgentMetadata) -> AgentClient {
+    AgentServiceClient::with_interceptor(channel, metadata)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// One simulated agent.
+#[derive(Debug)]
+struct SimAgent {
+    name: String,
+    client: AgentClient,
+    plan: AgentPlan,
+    reply: Arc<Reply>,
+    /// Modules fetched, by sha256.
+    modules: HashSet<String>,
+}
+
+impl SimAgent {
+    /// Opens the agent's own connection and registers; returns the agent
+    /// and how long `Register` took.
+    async fn register(
+        url: &str,
+        name: String,
+        plan: AgentPlan,
+        reply: Arc<Reply>,
+    ) -> Result<(SimAgent, Duration)> {
+        let channel = Endpoint::from_shared(url.to_owned())
+            .context("broker url")?
+            .connect()
+            .await
+            .with_context(|| format!("{name}: connect to {url}"))?;
+        let memory_bytes = plan.memory_per_slot * u64::from(plan.slots);
+        let started = Instant::now();
+        let registered = agent_client(channel.clone(), AgentMetadata::new(None)?)
+            .register(v1::RegisterRequest {
+                name: name.clone(),
+                os: std::env::consts::OS.to_owned(),
+                arch: std::env::consts::ARCH.to_owned(),
+                cores: plan.slots,
+                memory_bytes,
+                slots: plan.slots,
+                version: AGENT_VERSION.to_owned(),
+                owner: String::new(),
+                enrolment_secret: String::new(),
+            })
+            .await
+            .map_err(|status| rpc_error(Rpc::Register, &status))
+            .with_context(|| name.clone())?
+            .into_inner();
+        let latency = started.elapsed();
+        let client = agent_client(channel, AgentMetadata::new(Some(&registered.token))?);
+        Ok((
+            SimAgent {
+                name,
+                client,
+                plan,
+                reply,
+                modules: HashSet::new(),
+            },
+            latency,
+        ))
+    }
+
+    /// Cycles until told to stop; returns the latencies recorded.
+    async fn work(mut self, shared: Arc<Shared>, mut go: watch::Receiver<bool>) -> Latencies {
+        let mut latencies = Latencies::default();
+        if go.wait_for(|go| *go).await.is_err() {
+            return latencies;
+        }
+        while !shared.stop.load(Ordering::Relaxed) {
+            match self.cycle(&shared, &mut latencies).await {
+                Ok(None) => {}
+                Ok(Some(idle)) => tokio::time::sleep(idle).await,
+                Err(error) => {
+                    shared.failed(&self.name, &error);
+                    tokio::time::sleep(ERROR_BACKOFF).await;
+                }
+            }
+        }
+        latencies
+    }
+
+    /// One cycle; `Some(wait)` when no work was offered.
+    async fn cycle(
+        &mut self,
+        shared: &Shared,
+        latencies: &mut Latencies,
+    ) -> Result<Option<Duration>> {
+        let recording = shared.recording.load(Ordering::Relaxed);
+        let counters = &shared.counters;
+        let started = Instant::now();
+        let offers = self
+            .client
+            .request_work(v1::RequestWorkRequest {
+                capacity: self.plan.slots,
+                free_memory_bytes: self.plan.memory_per_slot * u64::from(self.plan.slots),
+            })
+            .await
+            .map_err(|status| rpc_error(Rpc::RequestWork, &status))?
+            .into_inner();
+        let offered_at = Instant::now();
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        if recording {
+            latencies.record(Rpc::RequestWork, offered_at - started);
+        }
+        if offers.offers.is_empty() {
+            counters.idle_requests.fetch_add(1, Ordering::Relaxed);
+            // The broker's hint, as the real agent follows it; never a
+            // busy loop.
+            let wait = Duration::from_millis(offers.retry_after_ms.into());
+            return Ok(Some(wait.max(Duration::from_millis(10))));
+        }
+        counters
+            .offers
+            .fetch_add(offers.offers.len() as u64, Ordering::Relaxed);
+        let tasks: Vec<TaskRef> = offers
+            .offers
+            .into_iter()
+            .filter_map(|offer| offer.task)
+            .take(self.plan.slots as usize)
+            .collect();
+        let accepted = self
+            .client
+            .accept_offers(v1::AcceptOffersRequest { tasks })
+            .await
+            .map_err(|status| rpc_error(Rpc::AcceptOffers, &status))?
+            .into_inner();
+        let leased_at = Instant::now();
+        if recording {
+            latencies.record(Rpc::AcceptOffers, leased_at - offered_at);
+            if !accepted.leases.is_empty() {
+                latencies.record(Rpc::Dispatch, leased_at - started);
+            }
+        }
+        counters
+            .leases
+            .fetch_add(accepted.leases.len() as u64, Ordering::Relaxed);
+        counters
+            .rejected
+            .fetch_add(accepted.rejected.len() as u64, Ordering::Relaxed);
+        for lease in &accepted.leases {
+            if !self.modules.contains(&lease.module_sha256) {
+                let fetch_started = Instant::now();
+                self.fetch_module(&lease.module_sha256).await?;
+                counters.fetches.fetch_add(1, Ordering::Relaxed);
+                if recording {
+                    latencies.record(Rpc::FetchModule, fetch_started.elapsed());
+                }
+            }
+        }
+        if !self.plan.task_time.is_zero() {
+            tokio::time::sleep(self.plan.task_time).await;
+        }
+        for lease in accepted.leases {
+            let report_started = Instant::now();
+            let counted = self
+                .client
+                .report_result(v1::ReportResultRequest {
+                    lease_id: lease.lease_id,
+                    status: Some(status_to_wire(&wasmgrid_runtime::Status::Ok)),
+                    // What `echo` outputs: its input.
+                    output: lease.input,
+                    stderr: Vec::new(),
+                    usage: Some(usage_to_wire(&self.reply.usage)),
+                })
+                .await
+                .map_err(|status| rpc_error(Rpc::ReportResult, &status))?
+                .into_inner()
+                .counted;
+            if recording {
+                latencies.record(Rpc::ReportResult, report_started.elapsed());
+            }
+            counters.reports.fetch_add(1, Ordering::Relaxed);
+            if counted {
+                counters.counted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Streams the module and checks it arrived whole (its bytes are not
+    /// needed: the task is not run).
+    async fn fetch_module(&mut self, sha256: &str) -> Result<()> {
+        let mut stream = self
+            .client
+            .fetch_module(v1::FetchModuleRequest {
+                sha256: sha256.to_owned(),
+            })
+            .await
+            .map_err(|status| rpc_error(Rpc::FetchModule, &status))?
+            .into_inner();
+        let mut received = 0u64;
+        let mut total = None;
+        while let Some(chunk) = stream
+            .message()
+            .await
+            .map_err(|status| rpc_error(Rpc::FetchModule, &status))?
+        {
+            total.get_or_insert(chunk.total_size);
+            received += chunk.data.len() as u64;
+        }
+        if total != Some(received) {
+            bail!("module {sha256}: {received} bytes arrived, announced {total:?}");
+        }
+        self.modules.insert(sha256.to_owned());
+        Ok(())
+    }
+}
+
+fn rpc_error(rpc: Rpc, status: &Status) -> anyhow::Error {
+    anyhow!("{rpc} failed: {:?}: {}", status.code(), status.message())
+}

@@ -1,0 +1,517 @@
+//! The figures of one `dispatch` run: tables on stdout, the targets with
+//! measured value, target and ratio, and JSON for `--json`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::dispatch::broker::{Io, Memory, StoreSize};
+use crate::dispatch::latency::{LatencySummary, Rpc, find};
+use crate::dispatch::{DispatchPlan, EndToEnd, QueuePoint, minutes};
+use crate::machine::Machine;
+use crate::stats::human;
+use crate::targets::{
+    MAX_DISPATCH_P99_MILLIS, MAX_QUEUE_LENGTH_SPREAD, MAX_QUEUED_RSS_BYTES,
+    MIN_DISPATCH_TASKS_PER_SECOND, QUEUED_TASKS_FOR_RSS, met,
+};
+
+/// The task count the issue's figures are about, for the forecasts.
+const MILLION: f64 = 1_000_000.0;
+
+/// Everything one `dispatch` run measured.
+#[derive(Clone, Debug)]
+pub struct DispatchReport {
+    pub machine: Machine,
+    pub plan: DispatchPlan,
+    pub queue: Vec<QueuePoint>,
+    pub end_to_end: Vec<EndToEnd>,
+    pub took: Duration,
+    /// The commit the broker was built from (and uncommitted changes).
+    pub source: String,
+}
+
+impl DispatchReport {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.render_header(&mut out);
+        self.render_queue(&mut out);
+        self.render_end_to_end(&mut out);
+        self.render_targets(&mut out);
+        out
+    }
+
+    fn render_header(&self, out: &mut String) {
+        let m = &self.machine;
+        let p = &self.plan;
+        let _ = writeln!(
+            out,
+            "wasmgrid broker dispatch benchmark{} ({} in all)",
+            if p.quick { " (--quick)" } else { "" },
+            minutes(self.took.as_secs_f64())
+        );
+        let _ = writeln!(
+            out,
+            "cpu: {} | cores: {} | load avg at end: {}",
+            m.cpu_model, m.cores, m.load_average
+        );
+        let _ = writeln!(
+            out,
+            "broker: {} {}, on 127.0.0.1, plain gRPC, embedded SQLite (WAL, synchronous=FULL), \
+             settings as shipped",
+            p.broker_origin, self.source
+        );
+        let _ = writeln!(
+            out,
+            "agents: {} simulated in this process, {} slots each, own connection, registration and token; \
+             tasks not run{}",
+            p.agents.agents,
+            p.agents.slots,
+            if p.agents.task_time.is_zero() {
+                String::new()
+            } else {
+                format!(" ({} per cycle instead)", human(p.agents.task_time))
+            }
+        );
+        let _ = writeln!(
+            out,
+            "workloads: `echo` over 12-byte inputs, free (no ledger postings), at most {} tasks per submitted workload",
+            p.workload_tasks
+        );
+        let _ = writeln!(
+            out,
+            "CPU columns: cores' worth used by the broker and by this load generator, and the share of the \
+             machine other processes took (figures are only comparable when that is near 0)"
+        );
+    }
+
+    fn render_queue(&self, out: &mut String) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let p = &self.plan;
+        let _ = writeln!(
+            out,
+            "\n1. Queue length: r=1; Q tasks submitted with the agents idle, then tasks/s over {} tasks after the first {}",
+            p.queue_window, p.queue_warmup
+        );
+        let _ = writeln!(
+            out,
+            "{:>9} | {:>9} {:>9} | {:>9} {:>9} | {:>9} | {:>8} | {:>9} {:>9} | {:>6} {:>7} {:>6}",
+            "queued",
+            "submit",
+            "tasks/s",
+            "RSS",
+            "peak RSS",
+            "store",
+            "tasks/s",
+            "disp p50",
+            "disp p99",
+            "broker",
+            "loadgen",
+            "others"
+        );
+        for point in &self.queue {
+            let dispatch = find(&point.latencies, Rpc::Dispatch);
+            let memory = point.memory_queued.unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{:>9} | {:>9} {:>9.0} | {:>9} {:>9} | {:>9} | {:>8.0} | {:>9} {:>9} | {:>6} {:>7} {:>6}",
+                point.queued,
+                human(point.submit_time()),
+                point.queued as f64 / point.submit_time().as_secs_f64(),
+                mib(memory.rss),
+                mib(memory.peak_rss),
+                mib(point.store_queued.total),
+                point.tasks_per_second(),
+                dispatch.map_or("-".into(), |d| human(d.p50)),
+                dispatch.map_or("-".into(), |d| human(d.p99)),
+                cores(point.cpu.cores(point.cpu.broker)),
+                cores(point.cpu.cores(point.cpu.bench)),
+                share(point.cpu.foreign_share),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  RSS and store once the queue is submitted (agents idle); tasks/s and latencies over the window"
+        );
+        if let Some(spread) = self.queue_spread() {
+            let _ = writeln!(
+                out,
+                "  slowest / fastest: {:.2} (spread {:.0} %)",
+                1.0 - spread,
+                spread * 100.0
+            );
+        }
+        for point in &self.queue {
+            if let Some(io) = point.io {
+                let _ = writeln!(
+                    out,
+                    "  queue {}: broker I/O in the window {}",
+                    point.queued,
+                    io_per_task(io, point.window_tasks)
+                );
+            }
+            render_errors(out, &format!("queue {}", point.queued), &point.errors);
+        }
+    }
+
+    fn render_end_to_end(&self, out: &mut String) {
+        if self.end_to_end.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n2. End to end: submits while {} agents work; tasks/s = tasks done / (first submit → last workload finished)",
+            self.plan.agents.agents
+        );
+        let _ = writeln!(
+            out,
+            "{:>2} | {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>9} {:>9} | {:>9} {:>8} | {:>8} | {:>15} | {:>7} {:>6}",
+            "r",
+            "tasks",
+            "failed",
+            "elapsed",
+            "tasks/s",
+            "runs/s",
+            "submit",
+            "tasks/s",
+            "broker",
+            "CPU/task",
+            "peak RSS",
+            "store (db+wal)",
+            "loadgen",
+            "others"
+        );
+        for run in &self.end_to_end {
+            let broker_cpu = run.cpu.broker.unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{:>2} | {:>8} {:>8} | {:>9} {:>8.0} {:>8.0} | {:>9} {:>9.0} | {:>9} {:>8} | {:>8} | {:>15} | {:>7} {:>6}",
+                run.replicas,
+                run.done,
+                run.failed,
+                human(run.elapsed),
+                run.tasks_per_second(),
+                run.progress.counted as f64 / run.elapsed.as_secs_f64(),
+                human(run.submit_time()),
+                run.submit_rate(),
+                format!(
+                    "{:.1}s {}",
+                    broker_cpu.as_secs_f64(),
+                    cores(run.cpu.cores(run.cpu.broker))
+                ),
+                human(broker_cpu / u32::try_from(run.done.max(1)).unwrap_or(u32::MAX)),
+                mib(run.memory.unwrap_or_default().peak_rss),
+                store(run.store),
+                cores(run.cpu.cores(run.cpu.bench)),
+                share(run.cpu.foreign_share),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  broker = CPU seconds and cores' worth; CPU/task = broker CPU per task done; store = every file of the data dir"
+        );
+        for run in &self.end_to_end {
+            let _ = writeln!(
+                out,
+                "  r={}: {} runs reported ({} counted), {} leases, {} offers, {} accepted offers gone, {} idle requests, \
+                 {} agents registered in {}; 10⁶ tasks at this rate: {}",
+                run.replicas,
+                run.progress.reports,
+                run.progress.counted,
+                run.progress.leases,
+                run.progress.offers,
+                run.progress.rejected,
+                run.progress.idle_requests,
+                self.plan.agents.agents,
+                human(run.registered_in),
+                minutes(MILLION / run.tasks_per_second())
+            );
+            if let Some(io) = run.io {
+                let _ = writeln!(
+                    out,
+                    "  r={}: broker I/O {}",
+                    run.replicas,
+                    io_per_task(io, run.done)
+                );
+            }
+            render_errors(out, &format!("r={}", run.replicas), &run.errors);
+        }
+        for run in &self.end_to_end {
+            let _ = writeln!(
+                out,
+                "\nRPC latency, r={} (every call from the first submit to the end; Register before)",
+                run.replicas
+            );
+            render_latencies(out, &run.latencies);
+        }
+        if let Some(point) = self.queue.last() {
+            let _ = writeln!(
+                out,
+                "\nRPC latency in the queue-length window with {} queued",
+                point.queued
+            );
+            render_latencies(out, &point.latencies);
+        }
+    }
+
+    /// 1 − slowest/fastest of the queue-length phases, with two or more.
+    fn queue_spread(&self) -> Option<f64> {
+        if self.queue.len() < 2 {
+            return None;
+        }
+        let rates = self.queue.iter().map(QueuePoint::tasks_per_second);
+        let fastest = rates.clone().reduce(f64::max)?;
+        let slowest = rates.reduce(f64::min)?;
+        Some(1.0 - slowest / fastest)
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let mut targets = Vec::new();
+        if let Some(run) = self.end_to_end.iter().find(|run| run.replicas == 1) {
+            let rate = run.tasks_per_second();
+            targets.push(Target {
+                what: format!("end-to-end tasks/s, r=1, {} tasks", run.done),
+                measured: format!("{rate:.0}"),
+                target: format!("≥ {MIN_DISPATCH_TASKS_PER_SECOND:.0}"),
+                ratio: rate / MIN_DISPATCH_TASKS_PER_SECOND,
+                met: Some(rate >= MIN_DISPATCH_TASKS_PER_SECOND),
+            });
+            if let Some(dispatch) = find(&run.latencies, Rpc::Dispatch) {
+                targets.push(dispatch_target(
+                    format!("dispatch p99, end to end r=1 ({} tasks)", run.done),
+                    dispatch,
+                ));
+            }
+        }
+        if let Some(largest) = self.queue.iter().max_by_key(|point| point.queued) {
+            if let Some(memory) = largest.memory_queued {
+                let held = if largest.queued == QUEUED_TASKS_FOR_RSS {
+                    String::new()
+                } else {
+                    format!(" (target is for {QUEUED_TASKS_FOR_RSS})")
+                };
+                targets.push(Target {
+                    what: format!("broker peak RSS, {} tasks queued{held}", largest.queued),
+                    measured: mib(memory.peak_rss),
+                    target: format!("≤ {}", mib(MAX_QUEUED_RSS_BYTES)),
+                    ratio: memory.peak_rss as f64 / MAX_QUEUED_RSS_BYTES as f64,
+                    met: (largest.queued >= QUEUED_TASKS_FOR_RSS)
+                        .then_some(memory.peak_rss <= MAX_QUEUED_RSS_BYTES),
+                });
+            }
+            if let Some(dispatch) = find(&largest.latencies, Rpc::Dispatch) {
+                targets.push(dispatch_target(
+                    format!("dispatch p99, {} tasks queued", largest.queued),
+                    dispatch,
+                ));
+            }
+        }
+        if let Some(spread) = self.queue_spread() {
+            let sizes: Vec<String> = self.queue.iter().map(|p| p.queued.to_string()).collect();
+            targets.push(Target {
+                what: format!("tasks/s spread over queues of {}", sizes.join(", ")),
+                measured: format!("{:.0} %", spread * 100.0),
+                target: format!("≤ {:.0} %", MAX_QUEUE_LENGTH_SPREAD * 100.0),
+                ratio: spread / MAX_QUEUE_LENGTH_SPREAD,
+                met: Some(spread <= MAX_QUEUE_LENGTH_SPREAD),
+            });
+        }
+        targets
+    }
+
+    fn render_targets(&self, out: &mut String) {
+        let _ = writeln!(out, "\n3. Targets (ratio = measured / target)");
+        let _ = writeln!(
+            out,
+            "  {:<6} {:<58} {:>10} {:>10} {:>7}",
+            "", "what", "measured", "target", "ratio"
+        );
+        for target in self.targets() {
+            let _ = writeln!(
+                out,
+                "  {:<6} {:<58} {:>10} {:>10} {:>7.3}",
+                target.met.map_or("N/A", met),
+                target.what,
+                target.measured,
+                target.target,
+                target.ratio
+            );
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let p = &self.plan;
+        json!({
+            "machine": self.machine.to_json(),
+            "plan": {
+                "quick": p.quick,
+                "agents": p.agents.agents,
+                "slots": p.agents.slots,
+                "task_time_ms": p.agents.task_time.as_millis() as u64,
+                "tasks": p.tasks,
+                "workload_tasks": p.workload_tasks,
+                "replicas": p.replicas,
+                "queue_sizes": p.queue_sizes,
+                "queue_warmup": p.queue_warmup,
+                "queue_window": p.queue_window,
+                "broker": p.broker_origin,
+            },
+            "took_s": self.took.as_secs_f64(),
+            "broker_source": self.source,
+            "queue": self.queue.iter().map(|point| json!({
+                "queued": point.queued,
+                "submit_s": point.submit_time().as_secs_f64(),
+                "memory_queued": point.memory_queued.map(memory_json),
+                "store_queued": store_json(point.store_queued),
+                "window_tasks": point.window_tasks,
+                "window_s": point.window.as_secs_f64(),
+                "tasks_per_second": point.tasks_per_second(),
+                "latencies": point.latencies.iter().map(|s| s.to_json()).collect::<Vec<_>>(),
+                "cpu": point.cpu.to_json(),
+                "io": point.io.map(io_json),
+                "reports": point.progress.reports,
+                "idle_requests": point.progress.idle_requests,
+                "agent_errors": point.progress.errors,
+                "errors": point.errors,
+            })).collect::<Vec<_>>(),
+            "end_to_end": self.end_to_end.iter().map(|run| json!({
+                "replicas": run.replicas,
+                "tasks": run.tasks(),
+                "workloads": run.submitted.len(),
+                "done": run.done,
+                "failed": run.failed,
+                "elapsed_s": run.elapsed.as_secs_f64(),
+                "tasks_per_second": run.tasks_per_second(),
+                "submit_s": run.submit_time().as_secs_f64(),
+                "submit_tasks_per_second": run.submit_rate(),
+                "reports": run.progress.reports,
+                "counted_reports": run.progress.counted,
+                "leases": run.progress.leases,
+                "offers": run.progress.offers,
+                "idle_requests": run.progress.idle_requests,
+                "agent_errors": run.progress.errors,
+                "registered_s": run.registered_in.as_secs_f64(),
+                "latencies": run.latencies.iter().map(|s| s.to_json()).collect::<Vec<_>>(),
+                "cpu": run.cpu.to_json(),
+                "io": run.io.map(io_json),
+                "memory": run.memory.map(memory_json),
+                "store": store_json(run.store),
+                "errors": run.errors,
+            })).collect::<Vec<_>>(),
+            "targets": self.targets().into_iter().map(|t| json!({
+                "what": t.what,
+                "measured": t.measured,
+                "target": t.target,
+                "ratio": t.ratio,
+                "met": t.met,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// One target line.
+#[derive(Debug)]
+struct Target {
+    what: String,
+    measured: String,
+    target: String,
+    ratio: f64,
+    /// `None` when the run did not measure what the target is about (a
+    /// smaller queue than the target's).
+    met: Option<bool>,
+}
+
+fn dispatch_target(what: String, dispatch: LatencySummary) -> Target {
+    let millis = dispatch.p99.as_secs_f64() * 1e3;
+    Target {
+        what,
+        measured: human(dispatch.p99),
+        target: format!("≤ {MAX_DISPATCH_P99_MILLIS} ms"),
+        ratio: millis / MAX_DISPATCH_P99_MILLIS,
+        met: Some(millis <= MAX_DISPATCH_P99_MILLIS),
+    }
+}
+
+fn render_latencies(out: &mut String, latencies: &[LatencySummary]) {
+    let _ = writeln!(
+        out,
+        "  {:<30} {:>9} {:>10} {:>10} {:>10} {:>10}",
+        "rpc", "count", "p50", "p99", "max", "mean"
+    );
+    for s in latencies {
+        let _ = writeln!(
+            out,
+            "  {:<30} {:>9} {:>10} {:>10} {:>10} {:>10}",
+            s.rpc.name(),
+            s.count,
+            human(s.p50),
+            human(s.p99),
+            human(s.max),
+            human(s.mean)
+        );
+    }
+}
+
+fn render_errors(out: &mut String, phase: &str, errors: &[String]) {
+    for error in errors {
+        let _ = writeln!(out, "  {phase}: agent error: {error}");
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    let mib = bytes as f64 / f64::from(1u32 << 20);
+    if mib >= 1024.0 {
+        format!("{:.2} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.0} MiB")
+    }
+}
+
+fn store(size: StoreSize) -> String {
+    format!("{}+{}", mib(size.database), mib(size.wal))
+}
+
+fn cores(cores: Option<f64>) -> String {
+    cores.map_or("?".into(), |c| format!("{c:.2}"))
+}
+
+fn share(share: Option<f64>) -> String {
+    share.map_or("?".into(), |s| format!("{:.0} %", s * 100.0))
+}
+
+/// "per task: 41.2 KiB written to disk, 0.0 KiB read, 12.1 write and 30.5
+/// read calls".
+fn io_per_task(io: Io, tasks: u64) -> String {
+    let tasks = tasks.max(1) as f64;
+    format!(
+        "per task: {:.1} KiB written to disk, {:.1} KiB read from disk, {:.1} write and {:.1} read \
+         calls (file, pipe and eventfd calls; socket sends and receives are not counted)",
+        io.disk_write_bytes as f64 / 1024.0 / tasks,
+        io.disk_read_bytes as f64 / 1024.0 / tasks,
+        io.write_calls as f64 / tasks,
+        io.read_calls as f64 / tasks,
+    )
+}
+
+fn io_json(io: Io) -> Value {
+    json!({
+        "read_calls": io.read_calls,
+        "write_calls": io.write_calls,
+        "disk_read_bytes": io.disk_read_bytes,
+        "disk_write_bytes": io.disk_write_bytes,
+    })
+}
+
+fn memory_json(memory: Memory) -> Value {
+    json!({ "rss_bytes": memory.rss, "peak_rss_bytes": memory.peak_rss })
+}
+
+fn store_json(size: StoreSize) -> Value {
+    json!({
+        "database_bytes": size.database,
+        "wal_bytes": size.wal,
+        "total_bytes": size.total,
+    })
+}
