@@ -1,0 +1,108 @@
+//! The queue-length phase (r = 1): Q tasks are submitted with the agents
+//! idle, then the agents start and tasks per second is measured over a
+//! window of the drain, the same number of tasks for every Q after the
+//! same warm-up, so the figures at 10⁴, 10⁵ and 10⁶ compare.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::dispatch::agents::{Progress, Swarm};
+use crate::dispatch::broker::{BrokerProcess, Io, Memory, StoreSize};
+use crate::dispatch::cpu::{CpuReading, CpuSplit};
+use crate::dispatch::issuer::{Issuer, Submitted};
+use crate::dispatch::latency::{Latencies, LatencySummary};
+use crate::dispatch::watch::{POLL, Watch};
+use crate::dispatch::{DispatchPlan, Fixture, clean_up, fresh_dir, submit_all};
+
+/// One queue-length phase.
+#[derive(Clone, Debug)]
+pub struct QueuePoint {
+    pub queued: u64,
+    pub submitted: Vec<Submitted>,
+    /// Broker memory and store once the Q tasks are queued, agents idle.
+    pub memory_queued: Option<Memory>,
+    pub store_queued: StoreSize,
+    /// Tasks done in the window, and its length.
+    pub window_tasks: u64,
+    pub window: Duration,
+    pub latencies: Vec<LatencySummary>,
+    pub cpu: CpuSplit,
+    /// The broker's I/O during the window.
+    pub io: Option<Io>,
+    pub errors: Vec<String>,
+    pub progress: Progress,
+}
+
+impl QueuePoint {
+    pub fn tasks_per_second(&self) -> f64 {
+        self.window_tasks as f64 / self.window.as_secs_f64()
+    }
+
+    pub fn submit_time(&self) -> Duration {
+        self.submitted.iter().map(|s| s.took).sum()
+    }
+}
+
+pub async fn queue_phase(
+    plan: &DispatchPlan,
+    fixture: &Fixture,
+    queued: u64,
+) -> Result<QueuePoint> {
+    let dir = fresh_dir(plan, &format!("queue-{queued}"))?;
+    let mut broker = BrokerProcess::start(&plan.broker, &dir)?;
+    let url = broker.url();
+    let swarm = Swarm::register(&url, plan.agents, Arc::clone(&fixture.reply)).await?;
+    let mut issuer = Issuer::connect(&url, fixture.module.clone()).await?;
+    let submitted = submit_all(&mut issuer, plan, queued, 1).await?;
+    let memory_queued = broker.memory();
+    let store_queued = broker.store_size();
+    let warmup = plan.queue_warmup;
+    let end = warmup + plan.queue_window;
+    if end > queued {
+        bail!(
+            "the queue-length window ({warmup} + {} tasks) is larger than the queue of {queued}",
+            plan.queue_window
+        );
+    }
+    let mut watch = Watch::new(format!("queue {queued}"));
+    swarm.go();
+    while swarm.progress().counted < warmup {
+        watch.check(&mut broker, &swarm, plan.stall_timeout)?;
+        tokio::time::sleep(POLL).await;
+    }
+    swarm.record_latencies(true);
+    let cpu_start = CpuReading::now(broker.pid());
+    let io_start = broker.io();
+    let counted_start = swarm.progress().counted;
+    while swarm.progress().counted < end {
+        watch.check(&mut broker, &swarm, plan.stall_timeout)?;
+        tokio::time::sleep(POLL).await;
+    }
+    swarm.record_latencies(false);
+    let cpu = CpuReading::now(broker.pid()).since(&cpu_start);
+    let io = broker
+        .io()
+        .zip(io_start)
+        .map(|(now, then)| now.since(&then));
+    let progress = swarm.progress();
+    let window_tasks = progress.counted - counted_start;
+    let errors = swarm.errors();
+    let latencies: Latencies = swarm.stop().await?;
+    drop(broker);
+    clean_up(plan, &dir);
+    Ok(QueuePoint {
+        queued,
+        submitted,
+        memory_queued,
+        store_queued,
+        window_tasks,
+        window: cpu.wall,
+        latencies: latencies.summarise(),
+        cpu,
+        io,
+        errors,
+        progress,
+    })
+}
