@@ -102,8 +102,10 @@ struct DispatchArgs {
     /// smallest queue].
     #[arg(long)]
     queue_window: Option<u64>,
-    /// Simulated run time of each cycle's leases, e.g. 50ms [default: 0,
-    /// tasks are not run].
+    /// Mean simulated run time of each cycle's leases, e.g. 20s, jittered
+    /// ±50 % per cycle; 0 reports at once. With it the agents can offer
+    /// less load than the broker takes, and latencies show the broker's
+    /// service time instead of its queue.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     task_time: Duration,
     /// Stop with an error when no report arrives for this long.

@@ -3,11 +3,13 @@
 //! agent protocol to the broker over loopback. A cycle is the real agent's:
 //! `RequestWork(capacity = slots)`, `AcceptOffers` of the first `slots`
 //! offers (which declines the others), `FetchModule` once per module, then
-//! one `ReportResult` per lease. The task is not run: each report carries
-//! what the real `echo` task produces (its input as output, and the fuel,
-//! memory and time measured by running it once in this process), so every
-//! replica of a task agrees and the broker does every step and every store
-//! write it does for real agents.
+//! one `ReportResult` per lease; with a task time, the agent first waits
+//! that long, extending its leases (`ExtendLease`) every third of their
+//! lease time as the real agent does. The task is not run: each report
+//! carries what the real `echo` task produces (its input as output, and the
+//! fuel, memory and time measured by running it once in this process), so
+//! every replica of a task agrees and the broker does every step and every
+//! store write it does for real agents.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,8 +58,10 @@ pub struct AgentPlan {
     pub agents: usize,
     /// Tasks each agent asks for and accepts per cycle (its free slots).
     pub slots: u32,
-    /// Time each cycle spends "running" its leases before reporting them:
-    /// zero skips execution.
+    /// Mean time each cycle spends "running" its leases before reporting
+    /// them (each cycle draws from half to one and a half times it, and
+    /// each agent's first request waits up to it, so the agents do not
+    /// move in lockstep): zero skips execution.
     pub task_time: Duration,
     /// Memory the agent declares free per slot (it must cover the
     /// workload's memory limit for a task to be offered).
@@ -148,7 +152,7 @@ impl Swarm {
         let (go, _) = watch::channel(false);
         let started = Instant::now();
         let registered: Vec<Result<(SimAgent, Duration)>> = futures::stream::iter(0..plan.agents)
-            .map(|i| SimAgent::register(url, format!("sim-{i:05}"), plan, Arc::clone(&reply)))
+            .map(|i| SimAgent::register(url, i, plan, Arc::clone(&reply)))
             .buffer_unordered(REGISTRATIONS_IN_FLIGHT)
             .collect()
             .await;
@@ -268,6 +272,8 @@ struct SimAgent {
     reply: Arc<Reply>,
     /// Modules fetched, by sha256.
     modules: HashSet<String>,
+    /// State of the jitter of the simulated task time (xorshift64).
+    jitter: u64,
 }
 
 impl SimAgent {
@@ -275,10 +281,11 @@ impl SimAgent {
     /// and how long `Register` took.
     async fn register(
         url: &str,
-        name: String,
+        index: usize,
         plan: AgentPlan,
         reply: Arc<Reply>,
     ) -> Result<(SimAgent, Duration)> {
+        let name = format!("sim-{index:05}");
         let channel = Endpoint::from_shared(url.to_owned())
             .context("broker url")?
             .connect()
@@ -311,6 +318,8 @@ impl SimAgent {
                 plan,
                 reply,
                 modules: HashSet::new(),
+                // Any odd, agent-specific, non-zero start will do.
+                jitter: (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             },
             latency,
         ))
@@ -321,6 +330,10 @@ impl SimAgent {
         let mut latencies = Latencies::default();
         if go.wait_for(|go| *go).await.is_err() {
             return latencies;
+        }
+        if !self.plan.task_time.is_zero() {
+            let start = self.plan.task_time.mul_f64(self.next_fraction());
+            tokio::time::sleep(start).await;
         }
         while !shared.stop.load(Ordering::Relaxed) {
             match self.cycle(&shared, &mut latencies).await {
@@ -404,7 +417,9 @@ impl SimAgent {
             }
         }
         if !self.plan.task_time.is_zero() {
-            tokio::time::sleep(self.plan.task_time).await;
+            let run = self.plan.task_time.mul_f64(0.5 + self.next_fraction());
+            self.run_for(run, &accepted.leases, recording, latencies)
+                .await?;
         }
         for lease in accepted.leases {
             let report_started = Instant::now();
@@ -431,6 +446,56 @@ impl SimAgent {
             }
         }
         Ok(None)
+    }
+
+    /// "Runs" the leases for `run`, extending them every third of their
+    /// lease time as the real agent's lease keeper does.
+    async fn run_for(
+        &mut self,
+        run: Duration,
+        leases: &[v1::Lease],
+        recording: bool,
+        latencies: &mut Latencies,
+    ) -> Result<()> {
+        let ends = Instant::now() + run;
+        let every = leases
+            .iter()
+            .map(|lease| Duration::from_millis(lease.lease_ms / 3))
+            .min()
+            .filter(|every| !every.is_zero())
+            .unwrap_or(run);
+        loop {
+            let left = ends.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            tokio::time::sleep(left.min(every)).await;
+            if Instant::now() >= ends {
+                return Ok(());
+            }
+            for lease in leases {
+                let started = Instant::now();
+                self.client
+                    .extend_lease(v1::ExtendLeaseRequest {
+                        lease_id: lease.lease_id.clone(),
+                    })
+                    .await
+                    .map_err(|status| rpc_error(Rpc::ExtendLease, &status))?;
+                if recording {
+                    latencies.record(Rpc::ExtendLease, started.elapsed());
+                }
+            }
+        }
+    }
+
+    /// The next number of the agent's jitter, uniform in [0, 1).
+    fn next_fraction(&mut self) -> f64 {
+        let mut x = self.jitter;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Streams the module and checks it arrived whole (its bytes are not

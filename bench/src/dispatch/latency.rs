@@ -14,6 +14,7 @@ pub enum Rpc {
     RequestWork,
     AcceptOffers,
     FetchModule,
+    ExtendLease,
     ReportResult,
     /// One cycle of getting work: `RequestWork` sent to `AcceptOffers`
     /// answered with leases, for the cycles that got offers.
@@ -23,11 +24,12 @@ pub enum Rpc {
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 8] = [
+    pub const ALL: [Rpc; 9] = [
         Rpc::Register,
         Rpc::RequestWork,
         Rpc::AcceptOffers,
         Rpc::FetchModule,
+        Rpc::ExtendLease,
         Rpc::ReportResult,
         Rpc::Dispatch,
         Rpc::SubmitWorkload,
@@ -44,6 +46,7 @@ impl Rpc {
             Rpc::RequestWork => "RequestWork",
             Rpc::AcceptOffers => "AcceptOffers",
             Rpc::FetchModule => "FetchModule",
+            Rpc::ExtendLease => "ExtendLease",
             Rpc::ReportResult => "ReportResult",
             Rpc::Dispatch => "dispatch (RequestWork→leases)",
             Rpc::SubmitWorkload => "SubmitWorkload (stream)",
