@@ -38,7 +38,7 @@ mod targets;
 mod tasks;
 mod throughput;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -199,13 +199,7 @@ fn runtime(args: &RuntimeArgs) -> Result<()> {
         throughput,
         phases,
     };
-    print!("{}", report.render());
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.to_json()).context("encode JSON")?;
-        std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
+    emit(&report.render(), || report.to_json(), args.json.as_deref())
 }
 
 fn dispatch(args: &DispatchArgs) -> Result<()> {
@@ -267,9 +261,19 @@ fn dispatch(args: &DispatchArgs) -> Result<()> {
         broker_origin,
     };
     let report = dispatch::run(&plan)?;
-    print!("{}", report.render());
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.to_json()).context("encode JSON")?;
+    emit(&report.render(), || report.to_json(), args.json.as_deref())
+}
+
+/// Prints a mode's tables on stdout and, with `--json FILE`, writes its
+/// figures there too.
+fn emit(
+    tables: &str,
+    figures: impl FnOnce() -> serde_json::Value,
+    json: Option<&Path>,
+) -> Result<()> {
+    print!("{tables}");
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&figures()).context("encode JSON")?;
         std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
