@@ -31,6 +31,7 @@ use crate::core::{Broker, Caller};
 use crate::error::BrokerError;
 use crate::ids::now_ms;
 use crate::service::admin::agent_infos;
+use crate::service::caller::bearer_of;
 use crate::service::convert::{accounts_list, ledger_entry, workload_status};
 use crate::service::issuer::task_infos;
 use crate::store::dashboard_views;
@@ -125,9 +126,7 @@ async fn caller(broker: &Broker, headers: &HeaderMap) -> Result<Caller, ApiError
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
+        .and_then(bearer_of)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,

@@ -14,10 +14,17 @@ pub(crate) fn bearer_token<'r, T>(request: &'r Request<T>, whose: &str) -> Resul
     header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(bearer_of)
+        .ok_or_else(|| Status::unauthenticated(format!("authorization must be `Bearer <{whose}>`")))
+}
+
+/// The token of an `Authorization` header value `Bearer <token>`, for gRPC
+/// metadata and HTTP headers alike.
+pub(crate) fn bearer_of(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| Status::unauthenticated(format!("authorization must be `Bearer <{whose}>`")))
 }
 
 /// The issuer or admin calling.
