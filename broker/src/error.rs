@@ -36,6 +36,14 @@ pub enum BrokerError {
     /// The store failed; nothing was acknowledged.
     #[error("store: {0}")]
     Store(#[from] sqlx::Error),
+    /// The store failed on the group-commit writer; nothing was
+    /// acknowledged.
+    #[error("store: {0}")]
+    Writer(#[from] rusqlite::Error),
+    /// The group commit holding this request's changes failed (shared by
+    /// every request of the batch); nothing was acknowledged.
+    #[error("store: {0}")]
+    Commit(std::sync::Arc<rusqlite::Error>),
     /// Applying the schema failed.
     #[error("store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -67,6 +75,17 @@ impl BrokerError {
         BrokerError::NotFound(message.into())
     }
 
+    /// The store's condition behind this error, if it is a store error of
+    /// one of the kinds [`StoreCondition`] names.
+    pub fn store_condition(&self) -> Option<StoreCondition> {
+        match self {
+            BrokerError::Store(error) => store_condition(error),
+            BrokerError::Writer(error) => writer_condition(error),
+            BrokerError::Commit(error) => writer_condition(error),
+            _ => None,
+        }
+    }
+
     /// The gRPC code of this error.
     pub fn code(&self) -> Code {
         match self {
@@ -77,11 +96,13 @@ impl BrokerError {
             BrokerError::FailedPrecondition(_) | BrokerError::AgentOutdated { .. } => {
                 Code::FailedPrecondition
             }
-            BrokerError::Store(error) => match store_condition(error) {
-                Some(StoreCondition::Full) => Code::ResourceExhausted,
-                Some(StoreCondition::Unwritable | StoreCondition::Busy) => Code::Unavailable,
-                None => Code::Internal,
-            },
+            BrokerError::Store(_) | BrokerError::Writer(_) | BrokerError::Commit(_) => {
+                match self.store_condition() {
+                    Some(StoreCondition::Full) => Code::ResourceExhausted,
+                    Some(StoreCondition::Unwritable | StoreCondition::Busy) => Code::Unavailable,
+                    None => Code::Internal,
+                }
+            }
             BrokerError::Migrate(_)
             | BrokerError::Runtime(_)
             | BrokerError::Transport(_)
@@ -107,7 +128,19 @@ pub fn store_condition(error: &sqlx::Error) -> Option<StoreCondition> {
     let sqlx::Error::Database(database) = error else {
         return None;
     };
-    let extended: i64 = database.code()?.parse().ok()?;
+    condition_of_code(database.code()?.parse().ok()?)
+}
+
+/// The condition behind an error of the group-commit writer's connection.
+pub fn writer_condition(error: &rusqlite::Error) -> Option<StoreCondition> {
+    let rusqlite::Error::SqliteFailure(failure, _) = error else {
+        return None;
+    };
+    condition_of_code(i64::from(failure.extended_code))
+}
+
+/// The condition an SQLite (extended) result code stands for.
+fn condition_of_code(extended: i64) -> Option<StoreCondition> {
     match extended & 0xff {
         13 => Some(StoreCondition::Full),
         8 | 10 | 14 => Some(StoreCondition::Unwritable),
@@ -120,25 +153,30 @@ impl From<BrokerError> for Status {
     fn from(error: BrokerError) -> Status {
         let code = error.code();
         let message = match &error {
-            BrokerError::Store(store) => match store_condition(store) {
-                Some(StoreCondition::Full) => format!(
-                    "the broker's disk is full: nothing of this request was stored; \
-                     retry once its operator has freed space ({store})"
-                ),
-                Some(StoreCondition::Unwritable) => format!(
-                    "the broker cannot write its store (read-only or failing disk): nothing \
-                     of this request was stored; retry later ({store})"
-                ),
-                Some(StoreCondition::Busy) => {
-                    format!("the broker's store is busy: retry later ({store})")
+            BrokerError::Store(_) | BrokerError::Writer(_) | BrokerError::Commit(_) => {
+                match error.store_condition() {
+                    Some(StoreCondition::Full) => format!(
+                        "the broker's disk is full: nothing of this request was stored; \
+                     retry once its operator has freed space ({error})"
+                    ),
+                    Some(StoreCondition::Unwritable) => format!(
+                        "the broker cannot write its store (read-only or failing disk): nothing \
+                     of this request was stored; retry later ({error})"
+                    ),
+                    Some(StoreCondition::Busy) => {
+                        format!("the broker's store is busy: retry later ({error})")
+                    }
+                    None => error.to_string(),
                 }
-                None => error.to_string(),
-            },
+            }
             _ => error.to_string(),
         };
         if code == Code::Internal {
             tracing::error!(%error, "internal error");
-        } else if matches!(error, BrokerError::Store(_)) {
+        } else if matches!(
+            error,
+            BrokerError::Store(_) | BrokerError::Writer(_) | BrokerError::Commit(_)
+        ) {
             tracing::warn!(%error, "store unavailable; request refused");
         }
         let mut metadata = tonic::metadata::MetadataMap::new();

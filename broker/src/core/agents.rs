@@ -4,9 +4,11 @@ use std::sync::PoisonError;
 
 use crate::config::ReplicaSeparation;
 use crate::core::Broker;
+use crate::core::group_commit::unchanged;
 use crate::error::{BrokerError, BrokerResult};
 use crate::ids::{new_agent_id, new_token, now_ms, token_digest};
 use crate::store::agents::{self, AgentRow};
+use crate::store::writer;
 
 /// How often an agent's `last_seen_ms` is written while it polls: often
 /// enough for operators, rare enough not to cost a synced write per poll.
@@ -112,8 +114,13 @@ impl Broker {
             due
         };
         if due {
-            let mut conn = self.store.conn().await?;
-            agents::touch(&mut conn, agent_id, now).await?;
+            let agent_id = agent_id.to_owned();
+            self.commits
+                .run(move |conn| {
+                    writer::agents::touch(conn, &agent_id, now)?;
+                    Ok(unchanged(()))
+                })
+                .await?;
         }
         Ok(())
     }

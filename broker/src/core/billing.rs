@@ -4,16 +4,17 @@
 //! moves with pay: agreeing runs extend their agent's record, disagreeing
 //! ones end its streak and earn nothing.
 
+use rusqlite::Connection;
 use sqlx::SqliteConnection;
 
 use crate::error::BrokerResult;
-use crate::store::agents;
-use crate::store::events::{self, TaskEvent};
-use crate::store::leases::{self, LeaseRow, RunVerdict};
+use crate::store::events::TaskEvent;
+use crate::store::leases::{LeaseRow, RunVerdict};
 use crate::store::ledger::{
     self, BROKER_ACCOUNT, EntryKind, Transfer, agent_account, escrow_account, issuer_account,
 };
 use crate::store::workloads::WorkloadRow;
+use crate::store::writer;
 
 /// Moves a new workload's escrow from its issuer's account; fails, so the
 /// submit is refused, when the issuer cannot cover it.
@@ -53,9 +54,10 @@ pub(crate) async fn escrow(
 }
 
 /// Pays the runs that made task `index`'s quorum and marks the others that
-/// disagreed, adjusting their agents' records.
-pub(crate) async fn settle_runs(
-    conn: &mut SqliteConnection,
+/// disagreed, adjusting their agents' records; on the group-commit writer,
+/// within the report or expiry that settled the task.
+pub(crate) fn settle_runs(
+    conn: &Connection,
     workload: &WorkloadRow,
     index: u32,
     runs: &[LeaseRow],
@@ -72,7 +74,7 @@ pub(crate) async fn settle_runs(
             .run_pay(run.fuel_consumed, run.peak_memory)
             .unwrap_or(0);
         let to = agent_account(&run.agent_id);
-        ledger::transfer(
+        writer::ledger::transfer(
             conn,
             &Transfer {
                 cause: format!("pay:{}", run.id),
@@ -89,15 +91,14 @@ pub(crate) async fn settle_runs(
                 at_ms: now,
             },
             "agent",
-        )
-        .await?;
-        leases::set_verdict(conn, &run.id, RunVerdict::Agreed, amount).await?;
-        agents::add_result(conn, &run.agent_id, true).await?;
+        )?;
+        writer::leases::set_verdict(conn, &run.id, RunVerdict::Agreed, amount)?;
+        writer::agents::add_result(conn, &run.agent_id, true)?;
     }
     for run in runs.iter().filter(|run| disagreeing.contains(&run.id)) {
-        leases::set_verdict(conn, &run.id, RunVerdict::Disagreed, 0).await?;
-        agents::add_result(conn, &run.agent_id, false).await?;
-        events::record(
+        writer::leases::set_verdict(conn, &run.id, RunVerdict::Disagreed, 0)?;
+        writer::agents::add_result(conn, &run.agent_id, false)?;
+        writer::events::record(
             conn,
             TaskEvent {
                 workload_id: &workload.id,
@@ -111,8 +112,7 @@ pub(crate) async fn settle_runs(
                     run.fuel_consumed
                 )),
             },
-        )
-        .await?;
+        )?;
     }
     Ok(())
 }

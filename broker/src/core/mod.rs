@@ -1,5 +1,6 @@
 //! [`Broker`]: the broker's operations, each a store transaction followed by
-//! the matching change to the in-memory scheduler. The gRPC services in
+//! the matching change to the in-memory scheduler (the agents' hot calls
+//! through the group commit, in `group_commit`). The gRPC services in
 //! `service/` are thin adapters over these.
 //!
 //! # Layout
@@ -8,6 +9,7 @@
 //! - `report`: results, and settling a task from its leases.
 //! - `lease`: extending, releasing and expiring leases.
 //! - `cancel`: cancelling a workload.
+//! - `group_commit`: one writer connection committing many calls at once.
 //! - `aggregate`: building the end result when every task is finished.
 //! - `recovery`: rebuilding the scheduler from the store at start.
 //! - `agents`: registration, token checks, replica groups and speeds.
@@ -24,6 +26,7 @@ mod agents;
 mod aggregate;
 mod billing;
 mod cancel;
+mod group_commit;
 mod lease;
 mod recovery;
 mod report;
@@ -38,6 +41,7 @@ use wasmgrid_runtime::{Runtime, RuntimeConfig};
 
 pub use self::access::Caller;
 pub use self::accounts::{AgentEarnings, LedgerTotals};
+use self::group_commit::GroupCommit;
 pub use self::report::IncomingReport;
 pub use self::submit::{NewWorkload, parse_sha256};
 pub use self::work::GrantedLease;
@@ -52,7 +56,9 @@ use crate::store::Store;
 pub struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) store: Store,
-    pub(crate) scheduler: Mutex<Scheduler>,
+    pub(crate) scheduler: Arc<Mutex<Scheduler>>,
+    /// The writer the agents' hot calls commit through.
+    pub(crate) commits: GroupCommit,
     pub(crate) runtime: Runtime,
     /// Token digest → agent id, filled as agents are seen.
     tokens: StdMutex<HashMap<String, String>>,
@@ -99,6 +105,8 @@ impl Broker {
             );
         }
         let store = Store::open(&config.data_dir).await?;
+        let scheduler = Arc::new(Mutex::new(Scheduler::default()));
+        let commits = GroupCommit::start(store.writer_connection()?, Arc::clone(&scheduler))?;
         let runtime = Runtime::new(RuntimeConfig {
             max_concurrent_tasks: std::num::NonZeroUsize::MIN,
             ..RuntimeConfig::default()
@@ -106,7 +114,8 @@ impl Broker {
         let broker = Arc::new(Broker {
             config,
             store,
-            scheduler: Mutex::new(Scheduler::default()),
+            scheduler,
+            commits,
             runtime,
             tokens: StdMutex::new(HashMap::new()),
             seen: StdMutex::new(HashMap::new()),

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use crate::core::Broker;
+use crate::core::group_commit::unchanged;
 use crate::core::report::{rules, settle_task};
 use crate::error::BrokerResult;
 use crate::ids::now_ms;
@@ -18,19 +19,21 @@ use crate::store::{agents, leases, tasks, workloads};
 impl Broker {
     pub(crate) async fn recover(self: &Arc<Self>) -> BrokerResult<()> {
         let separation = self.config.replica_separation;
-        let mut scheduler = self.scheduler.lock().await;
         let mut conn = self.store.conn().await?;
+        let mut groups = Vec::new();
         for agent in agents::list(&mut conn).await? {
             if let Some(group) = self.replica_group(&agent) {
-                scheduler.set_group(&agent.id, group);
+                groups.push((agent.id, group));
             }
         }
         for (agent_id, fuel, ms) in leases::speeds(&mut conn).await? {
             self.add_speed(&agent_id, fuel, ms);
         }
         let running = workloads::list(&mut conn, true).await?;
+        let mut recovered = Vec::new();
         let mut complete = Vec::new();
         for workload in running {
+            let workload = Arc::new(workload);
             let mut by_task: BTreeMap<u32, Vec<LeaseRow>> = BTreeMap::new();
             for lease in leases::of_workload(&mut conn, &workload.id).await? {
                 by_task.entry(lease.index).or_default().push(lease);
@@ -54,11 +57,16 @@ impl Broker {
                         });
                     }
                     _ => {
-                        // One transaction per task: the verdict and its
-                        // payments commit together.
-                        let mut tx = self.store.write().await?;
-                        settle_task(&mut tx, &workload, index, separation, now_ms()).await?;
-                        tx.commit().await?;
+                        // Settled through the writer, the verdict and its
+                        // payments in one commit. The scheduler is not
+                        // locked here: the writer takes it after commits.
+                        let workload = Arc::clone(&workload);
+                        self.commits
+                            .run(move |conn| {
+                                settle_task(conn, &workload, index, separation, now_ms())?;
+                                Ok(unchanged(()))
+                            })
+                            .await?;
                     }
                 }
             }
@@ -66,10 +74,18 @@ impl Broker {
                 complete.push(workload.id.clone());
             }
             tracing::info!(workload = %workload.id, pending = pending.len(), "workload recovered");
-            scheduler.add_workload(Arc::new(workload), pending);
+            recovered.push((workload, pending));
         }
-        drop(scheduler);
         drop(conn);
+        {
+            let mut scheduler = self.scheduler.lock().await;
+            for (agent_id, group) in groups {
+                scheduler.set_group(&agent_id, group);
+            }
+            for (workload, pending) in recovered {
+                scheduler.add_workload(workload, pending);
+            }
+        }
         for workload_id in complete {
             self.spawn_aggregation(workload_id);
         }

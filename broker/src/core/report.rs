@@ -3,21 +3,23 @@
 
 use std::sync::Arc;
 
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
 use wasmgrid_runtime::Status;
 
 use crate::config::ReplicaSeparation;
 use crate::core::Broker;
 use crate::core::billing;
+use crate::core::group_commit::{Then, then, unchanged};
 use crate::error::{BrokerError, BrokerResult};
 use crate::ids::now_ms;
 use crate::scheduler::verdict::{Rules, Verdict, judge};
 use crate::scheduler::{Scheduler, TaskKey};
-use crate::store::events::{self, TaskEvent};
-use crate::store::leases::{self, LeaseRow, LeaseState, Report};
-use crate::store::tasks::{self, AcceptedResult};
-use crate::store::workloads::{self, WorkloadRow};
+use crate::store::events::TaskEvent;
+use crate::store::leases::{LeaseRow, LeaseState, Report};
+use crate::store::tasks::AcceptedResult;
+use crate::store::workloads::WorkloadRow;
+use crate::store::writer::{events, leases, tasks, workloads};
 
 /// A result as received from an agent.
 #[derive(Debug)]
@@ -41,110 +43,144 @@ impl Broker {
         report: IncomingReport,
     ) -> BrokerResult<bool> {
         let now = now_ms();
-        let mut scheduler = self.scheduler.lock().await;
-        let mut tx = self.store.write().await?;
-        let lease = owned_lease(&mut tx, agent_id, &report.lease_id).await?;
-        if lease.status.is_some() {
-            // Already reported: the first report stands.
-            return Ok(lease.counted);
-        }
-        let workload = workloads::require(&mut tx, &lease.workload_id).await?;
-        // Escrow covers each run up to its limits: a run cannot have used
-        // more, so a report claiming more is false, and would drain the
-        // escrow of other runs (with one replica, nothing else catches it).
-        if report.fuel_consumed > workload.limits.fuel {
-            return Err(BrokerError::invalid(format!(
-                "reported fuel {} exceeds the task's fuel limit of {}",
-                report.fuel_consumed, workload.limits.fuel
-            )));
-        }
-        if report.peak_memory > workload.limits.memory_bytes {
-            return Err(BrokerError::invalid(format!(
-                "reported peak memory of {} bytes exceeds the task's limit of {}",
-                report.peak_memory, workload.limits.memory_bytes
-            )));
-        }
-        if report.output.len() as u64 > workload.limits.max_output_bytes {
-            return Err(BrokerError::invalid(format!(
-                "output of {} bytes exceeds the workload's cap of {}",
-                report.output.len(),
-                workload.limits.max_output_bytes
-            )));
-        }
-        // A report on an expired lease still counts while its task is open:
-        // the work is done, and redoing it elsewhere would only cost more.
-        let was_active = lease.state == LeaseState::Active;
-        let task_open = tasks::is_pending(&mut tx, &lease.workload_id, lease.index).await?;
-        let counted = was_active
-            || (lease.state == LeaseState::Expired && task_open && !workload.state.is_final());
+        // Hashed here, not on the writer, which all calls share.
         let output_sha256 = hex::encode(Sha256::digest(&report.output));
-        let stored = Report {
-            status: &report.status,
-            output: &report.output,
-            output_sha256: &output_sha256,
-            stderr: &report.stderr,
-            fuel_consumed: report.fuel_consumed,
-            peak_memory: report.peak_memory,
-            wall_time_ms: report.wall_time_ms,
-            metering_version: &report.metering_version,
-        };
-        leases::report(&mut tx, &lease.id, &stored, counted, now).await?;
-        let detail = Some(format!("{} fuel={}", report.status, report.fuel_consumed));
-        events::record(
-            &mut tx,
-            TaskEvent {
-                workload_id: &lease.workload_id,
-                index: lease.index,
-                event: if counted { "reported" } else { "reported-late" },
-                lease_id: Some(&lease.id),
-                agent_id: Some(agent_id),
-                at_ms: now,
-                detail,
-            },
-        )
-        .await?;
-        let verdict = if counted {
-            settle_task(
-                &mut tx,
-                &workload,
-                lease.index,
-                self.config.replica_separation,
-                now,
-            )
-            .await?
-        } else {
-            None
-        };
-        tx.commit().await?;
-        if counted && report.status == Status::Ok {
-            self.add_speed(agent_id, report.fuel_consumed, report.wall_time_ms);
+        let agent = agent_id.to_owned();
+        let separation = self.config.replica_separation;
+        let status = report.status.clone();
+        let (fuel, wall_ms) = (report.fuel_consumed, report.wall_time_ms);
+        let outcome = self
+            .commits
+            .run(move |conn| store_report(conn, agent, report, output_sha256, separation, now))
+            .await?;
+        if outcome.counted && status == Status::Ok {
+            self.add_speed(agent_id, fuel, wall_ms);
         }
-        if counted {
-            let task = (lease.workload_id.clone(), lease.index);
-            let run = ReportedRun {
-                agent: agent_id,
-                ok: report.status == Status::Ok,
-                was_in_flight: was_active,
-            };
-            let complete = apply_verdict(&mut scheduler, &task, Some(&run), verdict.as_ref());
-            drop(scheduler);
-            if complete {
-                self.spawn_aggregation(lease.workload_id);
-            }
+        if let Some(workload_id) = outcome.complete {
+            self.spawn_aggregation(workload_id);
         }
-        self.changed();
-        Ok(counted)
+        if outcome.changed {
+            self.changed();
+        }
+        Ok(outcome.counted)
     }
 }
 
+/// What storing a report led to.
+struct ReportOutcome {
+    counted: bool,
+    /// The workload whose last pending task it finished.
+    complete: Option<String>,
+    /// Whether the store changed (false for a repeated report).
+    changed: bool,
+}
+
+/// Stores a report on its lease and settles its task, on the group commit's
+/// connection; the scheduler learns the verdict once it is committed.
+fn store_report(
+    conn: &Connection,
+    agent_id: String,
+    report: IncomingReport,
+    output_sha256: String,
+    separation: ReplicaSeparation,
+    now: i64,
+) -> BrokerResult<Then<ReportOutcome>> {
+    let lease = owned_lease(conn, &agent_id, &report.lease_id)?;
+    if lease.status.is_some() {
+        // Already reported: the first report stands.
+        return Ok(unchanged(ReportOutcome {
+            counted: lease.counted,
+            complete: None,
+            changed: false,
+        }));
+    }
+    let workload = workloads::require(conn, &lease.workload_id)?;
+    // Escrow covers each run up to its limits: a run cannot have used
+    // more, so a report claiming more is false, and would drain the
+    // escrow of other runs (with one replica, nothing else catches it).
+    if report.fuel_consumed > workload.limits.fuel {
+        return Err(BrokerError::invalid(format!(
+            "reported fuel {} exceeds the task's fuel limit of {}",
+            report.fuel_consumed, workload.limits.fuel
+        )));
+    }
+    if report.peak_memory > workload.limits.memory_bytes {
+        return Err(BrokerError::invalid(format!(
+            "reported peak memory of {} bytes exceeds the task's limit of {}",
+            report.peak_memory, workload.limits.memory_bytes
+        )));
+    }
+    if report.output.len() as u64 > workload.limits.max_output_bytes {
+        return Err(BrokerError::invalid(format!(
+            "output of {} bytes exceeds the workload's cap of {}",
+            report.output.len(),
+            workload.limits.max_output_bytes
+        )));
+    }
+    // A report on an expired lease still counts while its task is open:
+    // the work is done, and redoing it elsewhere would only cost more.
+    let was_active = lease.state == LeaseState::Active;
+    let task_open = tasks::is_pending(conn, &lease.workload_id, lease.index)?;
+    let counted = was_active
+        || (lease.state == LeaseState::Expired && task_open && !workload.state.is_final());
+    let stored = Report {
+        status: &report.status,
+        output: &report.output,
+        output_sha256: &output_sha256,
+        stderr: &report.stderr,
+        fuel_consumed: report.fuel_consumed,
+        peak_memory: report.peak_memory,
+        wall_time_ms: report.wall_time_ms,
+        metering_version: &report.metering_version,
+    };
+    leases::report(conn, &lease.id, &stored, counted, now)?;
+    let detail = Some(format!("{} fuel={}", report.status, report.fuel_consumed));
+    events::record(
+        conn,
+        TaskEvent {
+            workload_id: &lease.workload_id,
+            index: lease.index,
+            event: if counted { "reported" } else { "reported-late" },
+            lease_id: Some(&lease.id),
+            agent_id: Some(&agent_id),
+            at_ms: now,
+            detail,
+        },
+    )?;
+    let verdict = if counted {
+        settle_task(conn, &workload, lease.index, separation, now)?
+    } else {
+        None
+    };
+    let ok = report.status == Status::Ok;
+    Ok(then(move |scheduler| {
+        let mut complete = None;
+        if counted {
+            let task = (lease.workload_id, lease.index);
+            let run = ReportedRun {
+                agent: &agent_id,
+                ok,
+                was_in_flight: was_active,
+            };
+            if apply_verdict(scheduler, &task, Some(&run), verdict.as_ref()) {
+                complete = Some(task.0);
+            }
+        }
+        ReportOutcome {
+            counted,
+            complete,
+            changed: true,
+        }
+    }))
+}
+
 /// The lease, checked to belong to `agent_id`.
-pub(crate) async fn owned_lease(
-    conn: &mut SqliteConnection,
+pub(crate) fn owned_lease(
+    conn: &Connection,
     agent_id: &str,
     lease_id: &str,
 ) -> BrokerResult<LeaseRow> {
-    let lease = leases::get(conn, lease_id)
-        .await?
+    let lease = leases::get(conn, lease_id)?
         .ok_or_else(|| BrokerError::not_found(format!("lease {lease_id} not found")))?;
     if lease.agent_id != agent_id {
         return Err(BrokerError::PermissionDenied(format!(
@@ -167,14 +203,14 @@ pub(crate) fn rules(workload: &WorkloadRow, separation: ReplicaSeparation) -> Ru
 /// Judges a pending task from its leases and, if it is done or failed,
 /// records that. Returns the verdict, or `None` if the task was no longer
 /// pending.
-pub(crate) async fn settle_task(
-    conn: &mut SqliteConnection,
+pub(crate) fn settle_task(
+    conn: &Connection,
     workload: &WorkloadRow,
     index: u32,
     separation: ReplicaSeparation,
     now: i64,
 ) -> BrokerResult<Option<Verdict>> {
-    let all = leases::of_task(conn, &workload.id, index).await?;
+    let all = leases::of_task(conn, &workload.id, index)?;
     let verdict = judge(&all, rules(workload, separation));
     let changed = match &verdict {
         Verdict::Done {
@@ -186,7 +222,7 @@ pub(crate) async fn settle_task(
             let Some(winner) = all.iter().find(|lease| &lease.id == lease_id) else {
                 return Ok(None);
             };
-            let output = leases::output(conn, lease_id).await?;
+            let output = leases::output(conn, lease_id)?;
             let accepted = AcceptedResult {
                 output: &output,
                 status: &Status::Ok,
@@ -194,11 +230,10 @@ pub(crate) async fn settle_task(
                 peak_memory: winner.peak_memory,
                 wall_time_ms: winner.wall_time_ms,
             };
-            let done = tasks::mark_done(conn, &workload.id, index, &accepted, now).await?;
+            let done = tasks::mark_done(conn, &workload.id, index, &accepted, now)?;
             if done {
-                record(conn, workload, index, "done", Some(winner), None, now).await?;
-                billing::settle_runs(conn, workload, index, &all, agreeing, disagreeing, now)
-                    .await?;
+                record(conn, workload, index, "done", Some(winner), None, now)?;
+                billing::settle_runs(conn, workload, index, &all, agreeing, disagreeing, now)?;
             }
             done
         }
@@ -207,8 +242,7 @@ pub(crate) async fn settle_task(
             last_status,
         } => {
             let failed =
-                tasks::mark_failed(conn, &workload.id, index, last_status.as_ref(), reason, now)
-                    .await?;
+                tasks::mark_failed(conn, &workload.id, index, last_status.as_ref(), reason, now)?;
             if failed {
                 record(
                     conn,
@@ -218,8 +252,7 @@ pub(crate) async fn settle_task(
                     None,
                     Some(reason.clone()),
                     now,
-                )
-                .await?;
+                )?;
             }
             failed
         }
@@ -229,7 +262,7 @@ pub(crate) async fn settle_task(
         // Runs still going on a finished task are pointless: revoke them so
         // their agents learn it at the next heartbeat and their reports do
         // not count.
-        for (lease_id, agent_id) in leases::revoke_task(conn, &workload.id, index, now).await? {
+        for (lease_id, agent_id) in leases::revoke_task(conn, &workload.id, index, now)? {
             events::record(
                 conn,
                 TaskEvent {
@@ -241,15 +274,14 @@ pub(crate) async fn settle_task(
                     at_ms: now,
                     detail: Some("the task finished without this run".into()),
                 },
-            )
-            .await?;
+            )?;
         }
     }
     Ok(changed.then_some(verdict))
 }
 
-async fn record(
-    conn: &mut SqliteConnection,
+fn record(
+    conn: &Connection,
     workload: &WorkloadRow,
     index: u32,
     event: &str,
@@ -269,7 +301,6 @@ async fn record(
             detail,
         },
     )
-    .await
 }
 
 /// The run whose end led to a verdict.
@@ -298,8 +329,14 @@ pub(crate) fn apply_verdict(
             false
         }
         Some(Verdict::Done {
-            fuel, peak_memory, ..
+            fuel,
+            peak_memory,
+            disagreeing,
+            ..
         }) => {
+            if !disagreeing.is_empty() {
+                scheduler.disagreement_recorded();
+            }
             scheduler.result_accepted(&task.0, *fuel, *peak_memory);
             scheduler.task_finished(task)
         }

@@ -111,7 +111,10 @@ impl Broker {
             created_ms: now,
             finished_ms: None,
         };
-        let mut scheduler = self.scheduler.lock().await;
+        // The scheduler is not locked while the tasks are stored (up to
+        // seconds for 10^6 tasks): agents go on being served. Nobody knows
+        // the workload's id before this returns, so nothing can touch it
+        // between the commit and the scheduler learning of it.
         let mut tx = self.store.write().await?;
         modules::insert(&mut tx, &row.module_sha256, module.bytes(), now).await?;
         if let (Some(reducer), Some(sha)) = (&reducer, &row.reducer_sha256) {
@@ -128,8 +131,10 @@ impl Broker {
                 ..PendingTask::default()
             })
             .collect();
-        scheduler.add_workload(Arc::new(row), pending);
-        drop(scheduler);
+        self.scheduler
+            .lock()
+            .await
+            .add_workload(Arc::new(row), pending);
         self.changed();
         tracing::info!(workload = %id, tasks = task_count, "workload submitted");
         Ok((id, task_count))

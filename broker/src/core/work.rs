@@ -3,14 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::Connection;
+
 use crate::core::Broker;
+use crate::core::group_commit::{Then, then};
 use crate::error::BrokerResult;
 use crate::ids::{new_lease_id, now_ms, task_seed};
 use crate::scheduler::{Offered, TaskKey, WorkRequest};
-use crate::store::events::{self, TaskEvent};
-use crate::store::leases::{self, LeaseRow, LeaseState};
+use crate::store::agents;
+use crate::store::events::TaskEvent;
+use crate::store::leases::{LeaseRow, LeaseState};
 use crate::store::workloads::WorkloadRow;
-use crate::store::{agents, tasks};
+use crate::store::writer::{events, leases, tasks};
 
 /// A lease granted on an accepted offer, with what the agent needs to run it.
 #[derive(Clone, Debug)]
@@ -38,15 +42,24 @@ impl Broker {
         let extra = capacity.min(self.config.max_offers_per_request - capacity);
         let hold = duration_ms(self.config.offer_hold);
         let speed = self.fuel_per_ms(agent_id);
-        let suspect = {
-            let mut conn = self.store.conn().await?;
-            agents::record(&mut conn, agent_id)
-                .await?
-                .is_some_and(|(record, _, _)| {
-                    record.invalid > 0 && !record.trusted(self.config.trust_after)
-                })
-        };
-        Ok(self.scheduler.lock().await.offer(&WorkRequest {
+        let mut scheduler = self.scheduler.lock().await;
+        let mut suspect = false;
+        if !scheduler.is_clean(agent_id) {
+            let epoch = scheduler.clean_epoch();
+            drop(scheduler);
+            let record = {
+                let mut conn = self.store.conn().await?;
+                agents::record(&mut conn, agent_id).await?
+            };
+            scheduler = self.scheduler.lock().await;
+            if let Some((record, _, _)) = record {
+                suspect = record.invalid > 0 && !record.trusted(self.config.trust_after);
+                if record.invalid == 0 {
+                    scheduler.mark_clean(agent_id, epoch);
+                }
+            }
+        }
+        Ok(scheduler.offer(&WorkRequest {
             agent: agent_id,
             capacity,
             extra,
@@ -62,6 +75,10 @@ impl Broker {
     /// its other offers; returns the leases and the tasks that were no
     /// longer on offer. Under adaptive replication, the first run of a task
     /// taken by a trusted agent is made a solo run, save for spot checks.
+    ///
+    /// The offers are taken in the scheduler first, so no other agent can
+    /// be given them while the leases commit; if the commit fails they
+    /// return to the queue.
     pub async fn accept(
         &self,
         agent_id: &str,
@@ -69,101 +86,156 @@ impl Broker {
     ) -> BrokerResult<(Vec<GrantedLease>, Vec<TaskKey>)> {
         let now = now_ms();
         let deadline = now + duration_ms(self.config.lease_timeout);
-        let mut scheduler = self.scheduler.lock().await;
-        let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
-        for task in tasks {
-            match scheduler.workload(&task.0) {
-                Some(workload)
-                    if scheduler.has_offer(agent_id, task, now)
-                        && !accepted.iter().any(|(t, _)| t == task) =>
-                {
-                    accepted.push((task.clone(), workload))
-                }
-                _ => rejected.push(task.clone()),
-            }
-        }
-        let mut granted = Vec::with_capacity(accepted.len());
-        let mut solo_runs = Vec::new();
-        let mut tx = self.store.write().await?;
-        let trusted = if accepted
-            .iter()
-            .any(|(task, _)| scheduler.is_undecided(task))
-        {
-            agents::record(&mut tx, agent_id)
+        let any_undecided = {
+            let scheduler = self.scheduler.lock().await;
+            tasks.iter().any(|task| scheduler.is_undecided(task))
+        };
+        // Read before the scheduler is locked again: only adaptive
+        // replication needs the agent's record. A task that turns undecided
+        // meanwhile is replicated, which is always safe.
+        let trusted = any_undecided && {
+            let mut conn = self.store.conn().await?;
+            agents::record(&mut conn, agent_id)
                 .await?
                 .is_some_and(|(record, _, _)| record.trusted(self.config.trust_after))
-        } else {
-            false
         };
-        for ((workload_id, index), workload) in &accepted {
-            let Some(input) = tasks::input(&mut tx, workload_id, *index).await? else {
-                continue;
-            };
-            let task = (workload_id.clone(), *index);
-            let solo = if scheduler.is_undecided(&task) {
-                let solo = trusted && rand::random::<f64>() >= self.config.spot_check_rate;
-                solo_runs.push((task, solo));
-                solo
-            } else {
-                false
-            };
-            let lease = LeaseRow {
-                id: new_lease_id(),
-                workload_id: workload_id.clone(),
-                index: *index,
-                agent_id: agent_id.to_owned(),
-                state: LeaseState::Active,
-                started_ms: now,
-                deadline_ms: deadline,
-                ended_ms: None,
-                counted: false,
-                status: None,
-                output_sha256: None,
-                fuel_consumed: 0,
-                peak_memory: 0,
-                wall_time_ms: 0,
-                solo,
-                verdict: None,
-                paid_micro: 0,
-                agent_owner: String::new(),
-                agent_address: String::new(),
-            };
-            leases::insert(&mut tx, &lease).await?;
-            events::record(
-                &mut tx,
-                TaskEvent {
-                    workload_id,
-                    index: *index,
-                    event: "leased",
-                    lease_id: Some(&lease.id),
-                    agent_id: Some(agent_id),
-                    at_ms: now,
-                    detail: solo.then(|| "solo run of a trusted agent".to_owned()),
-                },
-            )
-            .await?;
-            granted.push(GrantedLease {
-                lease_id: lease.id,
-                workload: Arc::clone(workload),
-                index: *index,
-                input,
-                seed: task_seed(workload_id, *index),
-                deadline_ms: deadline,
-            });
+        let (taken, mut rejected) = {
+            let mut scheduler = self.scheduler.lock().await;
+            let mut taken: Vec<Taken> = Vec::new();
+            let mut rejected = Vec::new();
+            for task in tasks {
+                match scheduler.workload(&task.0) {
+                    Some(workload)
+                        if scheduler.has_offer(agent_id, task, now)
+                            && !taken.iter().any(|t| &t.task == task) =>
+                    {
+                        let solo = scheduler.is_undecided(task) && {
+                            let solo =
+                                trusted && rand::random::<f64>() >= self.config.spot_check_rate;
+                            scheduler.decide(task, agent_id, solo);
+                            solo
+                        };
+                        scheduler.offer_accepted(agent_id, task);
+                        taken.push(Taken {
+                            task: task.clone(),
+                            workload,
+                            solo,
+                        });
+                    }
+                    _ => rejected.push(task.clone()),
+                }
+            }
+            let keys: Vec<TaskKey> = taken.iter().map(|t| t.task.clone()).collect();
+            scheduler.decline_others(agent_id, &keys);
+            (taken, rejected)
+        };
+        if taken.is_empty() {
+            return Ok((Vec::new(), rejected));
         }
-        tx.commit().await?;
-        for (task, _) in &accepted {
-            scheduler.offer_accepted(agent_id, task);
+        let keys: Vec<TaskKey> = taken.iter().map(|t| t.task.clone()).collect();
+        let agent = agent_id.to_owned();
+        let committed = self
+            .commits
+            .run(move |conn| insert_leases(conn, agent, taken, now, deadline))
+            .await;
+        match committed {
+            Ok((granted, gone)) => {
+                self.changed();
+                rejected.extend(gone);
+                Ok((granted, rejected))
+            }
+            Err(error) => {
+                let mut scheduler = self.scheduler.lock().await;
+                for task in &keys {
+                    scheduler.run_ended(task, Some(agent_id), true);
+                }
+                Err(error)
+            }
         }
-        for (task, solo) in &solo_runs {
-            scheduler.decide(task, agent_id, *solo);
-        }
-        let taken: Vec<TaskKey> = accepted.iter().map(|(task, _)| task.clone()).collect();
-        scheduler.decline_others(agent_id, &taken);
-        drop(scheduler);
-        self.changed();
-        Ok((granted, rejected))
     }
+}
+
+/// An offer taken in the scheduler, to become a lease.
+struct Taken {
+    task: TaskKey,
+    workload: Arc<WorkloadRow>,
+    /// A solo run of a trusted agent (adaptive replication).
+    solo: bool,
+}
+
+/// Stores a lease for each taken offer whose task is still pending; answers
+/// the leases and the tasks that are not pending any more. The scheduler
+/// showed them pending when the offers were taken, but a call committed
+/// before this one (in this batch or the one before) may have finished or
+/// cancelled them since: the store decides.
+fn insert_leases(
+    conn: &Connection,
+    agent_id: String,
+    taken: Vec<Taken>,
+    now: i64,
+    deadline: i64,
+) -> BrokerResult<Then<(Vec<GrantedLease>, Vec<TaskKey>)>> {
+    let mut granted = Vec::with_capacity(taken.len());
+    let mut gone = Vec::new();
+    for Taken {
+        task: (workload_id, index),
+        workload,
+        solo,
+    } in taken
+    {
+        let Some(input) = tasks::pending_input(conn, &workload_id, index)? else {
+            gone.push((workload_id, index));
+            continue;
+        };
+        let lease = LeaseRow {
+            id: new_lease_id(),
+            workload_id: workload_id.clone(),
+            index,
+            agent_id: agent_id.clone(),
+            state: LeaseState::Active,
+            started_ms: now,
+            deadline_ms: deadline,
+            ended_ms: None,
+            counted: false,
+            status: None,
+            output_sha256: None,
+            fuel_consumed: 0,
+            peak_memory: 0,
+            wall_time_ms: 0,
+            solo,
+            verdict: None,
+            paid_micro: 0,
+            agent_owner: String::new(),
+            agent_address: String::new(),
+        };
+        leases::insert(conn, &lease)?;
+        events::record(
+            conn,
+            TaskEvent {
+                workload_id: &workload_id,
+                index,
+                event: "leased",
+                lease_id: Some(&lease.id),
+                agent_id: Some(&agent_id),
+                at_ms: now,
+                detail: solo.then(|| "solo run of a trusted agent".to_owned()),
+            },
+        )?;
+        granted.push(GrantedLease {
+            lease_id: lease.id,
+            seed: task_seed(&workload_id, index),
+            workload,
+            index,
+            input,
+            deadline_ms: deadline,
+        });
+    }
+    Ok(then(move |scheduler| {
+        for task in &gone {
+            scheduler.run_ended(task, Some(&agent_id), true);
+        }
+        (granted, gone)
+    }))
 }
 
 /// A duration in whole milliseconds, saturating.

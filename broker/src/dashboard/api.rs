@@ -87,7 +87,9 @@ impl From<BrokerError> for ApiError {
             BrokerError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             BrokerError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             BrokerError::FailedPrecondition(_) => StatusCode::CONFLICT,
-            BrokerError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BrokerError::Store(_) | BrokerError::Writer(_) | BrokerError::Commit(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

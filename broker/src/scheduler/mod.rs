@@ -10,12 +10,14 @@
 //! - `verdict`: judging a task from its leases.
 
 mod fair_queue;
+mod offers;
 pub mod verdict;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use self::fair_queue::FairQueue;
+use self::offers::Offers;
 use self::verdict::Progress;
 use crate::store::workloads::WorkloadRow;
 
@@ -157,11 +159,18 @@ pub struct WorkRequest<'a> {
 pub struct Scheduler {
     workloads: HashMap<String, WorkloadQueue>,
     order: FairQueue,
-    /// Offers by agent and task, with their expiry.
-    offers: HashMap<(String, TaskKey), i64>,
+    /// Offers held for agents, with their expiry.
+    offers: Offers,
     /// Agent id → replica group (its owner or address, when replicas are
     /// kept apart by those); agents not here are their own group.
     groups: HashMap<String, String>,
+    /// Agents whose stored record shows no disagreeing result, so they are
+    /// never suspect: their record need not be read at every request.
+    /// Emptied whenever a disagreement is recorded.
+    clean_agents: HashSet<String>,
+    /// Bumped whenever `clean_agents` is emptied, so a record read before a
+    /// disagreement was recorded cannot mark its agent clean after it.
+    clean_epoch: u64,
 }
 
 impl Scheduler {
@@ -253,12 +262,37 @@ impl Scheduler {
         }
     }
 
+    /// Whether the agent is known to have no disagreeing result.
+    pub fn is_clean(&self, agent: &str) -> bool {
+        self.clean_agents.contains(agent)
+    }
+
+    /// The epoch to pass to [`Scheduler::mark_clean`], taken before the
+    /// agent's record is read.
+    pub fn clean_epoch(&self) -> u64 {
+        self.clean_epoch
+    }
+
+    /// The agent's record, read since `epoch`, shows no disagreeing result.
+    pub fn mark_clean(&mut self, agent: &str, epoch: u64) {
+        if epoch == self.clean_epoch {
+            self.clean_agents.insert(agent.to_owned());
+        }
+    }
+
+    /// A disagreeing result was committed to some agents' records: every
+    /// agent's record is to be read again.
+    pub fn disagreement_recorded(&mut self) {
+        self.clean_agents.clear();
+        self.clean_epoch += 1;
+    }
+
     /// Forgets a workload (finished or cancelled) and its offers.
     pub fn remove_workload(&mut self, workload_id: &str) {
         if let Some(queue) = self.workloads.remove(workload_id) {
             self.order.remove(&queue.row.issuer, workload_id);
         }
-        self.offers.retain(|(_, (w, _)), _| w != workload_id);
+        self.offers.remove_workload(workload_id);
     }
 
     /// Pending tasks of a running workload still tracked.
@@ -342,7 +376,7 @@ impl Scheduler {
                     fruitless = 0;
                     free_memory -= queue.row.limits.memory_bytes;
                     self.offers
-                        .insert((agent.to_owned(), (workload_id.clone(), index)), expires_ms);
+                        .insert(agent, (workload_id.clone(), index), expires_ms);
                     offers.push(Offered {
                         workload: Arc::clone(&queue.row),
                         index,
@@ -361,43 +395,33 @@ impl Scheduler {
         offers
     }
 
-    /// True if `agent` holds a live offer for the task.
+    /// True if `agent` holds a live offer for the task, and the task is
+    /// still pending (a finished task's offers are left to their agents'
+    /// answers or expiry, where they change nothing).
     pub fn has_offer(&self, agent: &str, task: &TaskKey, now_ms: i64) -> bool {
-        self.offers
-            .get(&(agent.to_owned(), task.clone()))
-            .is_some_and(|&expires| expires >= now_ms)
+        self.offers.is_live(agent, task, now_ms)
+            && self
+                .workloads
+                .get(&task.0)
+                .is_some_and(|queue| queue.tasks.contains_key(&task.1))
     }
 
     /// An accepted offer became a lease (it stays in flight).
     pub fn offer_accepted(&mut self, agent: &str, task: &TaskKey) {
-        self.offers.remove(&(agent.to_owned(), task.clone()));
+        self.offers.remove(agent, task);
     }
 
     /// The agent answered its offers: those it did not accept return to
     /// the queue now rather than when they expire.
     pub fn decline_others(&mut self, agent: &str, accepted: &[TaskKey]) {
-        let declined: Vec<TaskKey> = self
-            .offers
-            .keys()
-            .filter(|(holder, task)| holder == agent && !accepted.contains(task))
-            .map(|(_, task)| task.clone())
-            .collect();
-        for task in declined {
-            self.offers.remove(&(agent.to_owned(), task.clone()));
+        for task in self.offers.take_all_but(agent, accepted) {
             self.run_ended(&task, Some(agent), true);
         }
     }
 
     /// Returns expired offers' tasks to the queue.
     pub fn expire_offers(&mut self, now_ms: i64) {
-        let expired: Vec<(String, TaskKey)> = self
-            .offers
-            .iter()
-            .filter(|(_, expires)| **expires < now_ms)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for (agent, task) in expired {
-            self.offers.remove(&(agent.clone(), task.clone()));
+        for (agent, task) in self.offers.take_expired(now_ms) {
             self.run_ended(&task, Some(&agent), true);
         }
     }
@@ -494,7 +518,6 @@ impl Scheduler {
             return false;
         };
         queue.tasks.remove(&task.1);
-        self.offers.retain(|(_, key), _| key != task);
         queue.tasks.is_empty()
     }
 }

@@ -106,16 +106,6 @@ pub async fn by_token(
     Ok(row.map(|row| row.get("id")))
 }
 
-/// Notes that the agent was heard from.
-pub async fn touch(conn: &mut SqliteConnection, agent_id: &str, now_ms: i64) -> BrokerResult<()> {
-    sqlx::query("UPDATE agents SET last_seen_ms = ? WHERE id = ?")
-        .bind(now_ms)
-        .bind(agent_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// The agent version an agent last reported (at registration, or since).
 pub async fn version(conn: &mut SqliteConnection, agent_id: &str) -> BrokerResult<Option<String>> {
     let row = sqlx::query("SELECT version FROM agents WHERE id = ?")
@@ -160,22 +150,6 @@ fn record_from(row: &sqlx::sqlite::SqliteRow) -> AgentRecord {
         invalid: row.get::<i64, _>("results_invalid") as u64,
         streak: row.get::<i64, _>("streak") as u64,
     }
-}
-
-/// Adds a verified result to an agent's record: an agreeing one extends its
-/// streak, a disagreeing one ends it.
-pub async fn add_result(
-    conn: &mut SqliteConnection,
-    agent_id: &str,
-    agreed: bool,
-) -> BrokerResult<()> {
-    let sql = if agreed {
-        "UPDATE agents SET results_valid = results_valid + 1, streak = streak + 1 WHERE id = ?"
-    } else {
-        "UPDATE agents SET results_invalid = results_invalid + 1, streak = 0 WHERE id = ?"
-    };
-    sqlx::query(sql).bind(agent_id).execute(conn).await?;
-    Ok(())
 }
 
 /// Every agent with its statistics, from its leases.

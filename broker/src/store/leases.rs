@@ -1,11 +1,11 @@
 //! `leases`: one row per run of a task on an agent, with its report.
 
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use wasmgrid_runtime::Status;
 
 use crate::error::{BrokerError, BrokerResult};
-use crate::store::status_columns::{StoredStatus, status_from_columns};
+use crate::store::columns::Columns;
+use crate::store::status_columns::status_from_columns;
 
 /// A lease's life: active until reported, expired (deadline passed),
 /// released (given back by the agent) or revoked (workload cancelled).
@@ -99,103 +99,40 @@ impl RunVerdict {
     }
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, workload_id, idx, agent_id, state, started_ms, deadline_ms, ended_ms, counted,
      status_kind, status_code, status_message, output_sha256, fuel_consumed, peak_memory, wall_time_ms,
      solo, verdict, paid_micro,
      (SELECT owner FROM agents a WHERE a.id = leases.agent_id) AS agent_owner,
      (SELECT address FROM agents a WHERE a.id = leases.agent_id) AS agent_address";
 
-fn from_row(row: &SqliteRow) -> BrokerResult<LeaseRow> {
+/// A lease from a row of [`COLUMNS`], of the pool or of the writer.
+pub(crate) fn from_row(row: &impl Columns) -> BrokerResult<LeaseRow> {
+    let count = |name| -> BrokerResult<u64> { Ok(row.int_or_null(name)?.unwrap_or(0) as u64) };
     Ok(LeaseRow {
-        id: row.get("id"),
-        workload_id: row.get("workload_id"),
-        index: row.get::<i64, _>("idx") as u32,
-        agent_id: row.get("agent_id"),
-        state: LeaseState::parse(row.get::<&str, _>("state"))?,
-        started_ms: row.get("started_ms"),
-        deadline_ms: row.get("deadline_ms"),
-        ended_ms: row.get("ended_ms"),
-        counted: row.get::<i64, _>("counted") != 0,
-        status: status_from_columns(row),
-        output_sha256: row.get("output_sha256"),
-        fuel_consumed: row.get::<Option<i64>, _>("fuel_consumed").unwrap_or(0) as u64,
-        peak_memory: row.get::<Option<i64>, _>("peak_memory").unwrap_or(0) as u64,
-        wall_time_ms: row.get::<Option<i64>, _>("wall_time_ms").unwrap_or(0) as u64,
-        solo: row.get::<i64, _>("solo") != 0,
+        id: row.text("id")?,
+        workload_id: row.text("workload_id")?,
+        index: row.int("idx")? as u32,
+        agent_id: row.text("agent_id")?,
+        state: LeaseState::parse(&row.text("state")?)?,
+        started_ms: row.int("started_ms")?,
+        deadline_ms: row.int("deadline_ms")?,
+        ended_ms: row.int_or_null("ended_ms")?,
+        counted: row.int("counted")? != 0,
+        status: status_from_columns(row)?,
+        output_sha256: row.text_or_null("output_sha256")?,
+        fuel_consumed: count("fuel_consumed")?,
+        peak_memory: count("peak_memory")?,
+        wall_time_ms: count("wall_time_ms")?,
+        solo: row.int("solo")? != 0,
         verdict: row
-            .get::<Option<&str>, _>("verdict")
+            .text_or_null("verdict")?
+            .as_deref()
             .and_then(RunVerdict::parse),
-        paid_micro: row.get("paid_micro"),
-        agent_owner: row
-            .get::<Option<String>, _>("agent_owner")
-            .unwrap_or_default(),
-        agent_address: row
-            .get::<Option<String>, _>("agent_address")
-            .unwrap_or_default(),
+        paid_micro: row.int("paid_micro")?,
+        agent_owner: row.text_or_null("agent_owner")?.unwrap_or_default(),
+        agent_address: row.text_or_null("agent_address")?.unwrap_or_default(),
     })
-}
-
-/// Stores a new active lease.
-pub async fn insert(conn: &mut SqliteConnection, lease: &LeaseRow) -> BrokerResult<()> {
-    sqlx::query(
-        "INSERT INTO leases (id, workload_id, idx, agent_id, state, started_ms, deadline_ms, solo)
-         VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
-    )
-    .bind(&lease.id)
-    .bind(&lease.workload_id)
-    .bind(i64::from(lease.index))
-    .bind(&lease.agent_id)
-    .bind(lease.started_ms)
-    .bind(lease.deadline_ms)
-    .bind(i64::from(lease.solo))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Records how a reported run compared with the accepted result, and what
-/// it was paid.
-pub async fn set_verdict(
-    conn: &mut SqliteConnection,
-    id: &str,
-    verdict: RunVerdict,
-    paid_micro: i64,
-) -> BrokerResult<()> {
-    sqlx::query("UPDATE leases SET verdict = ?, paid_micro = ? WHERE id = ?")
-        .bind(verdict.as_str())
-        .bind(paid_micro)
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// One lease.
-pub async fn get(conn: &mut SqliteConnection, id: &str) -> BrokerResult<Option<LeaseRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM leases WHERE id = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-/// Every lease of a task, oldest first.
-pub async fn of_task(
-    conn: &mut SqliteConnection,
-    workload_id: &str,
-    index: u32,
-) -> BrokerResult<Vec<LeaseRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM leases WHERE workload_id = ? AND idx = ? ORDER BY started_ms, id"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(workload_id)
-        .bind(i64::from(index))
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(from_row).collect()
 }
 
 /// Every lease of a workload, by task then age.
@@ -210,36 +147,6 @@ pub async fn of_workload(
         .fetch_all(conn)
         .await?;
     rows.iter().map(from_row).collect()
-}
-
-/// Active leases whose deadline has passed.
-pub async fn expired(conn: &mut SqliteConnection, now_ms: i64) -> BrokerResult<Vec<LeaseRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM leases WHERE state = 'active' AND deadline_ms < ? LIMIT 1000"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(now_ms)
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(from_row).collect()
-}
-
-/// Ends an active lease in `state` (not `reported`: see [`report`]).
-/// Returns false if it was not active any more.
-pub async fn end(
-    conn: &mut SqliteConnection,
-    id: &str,
-    state: LeaseState,
-    now_ms: i64,
-) -> BrokerResult<bool> {
-    let ended =
-        sqlx::query("UPDATE leases SET state = ?, ended_ms = ? WHERE id = ? AND state = 'active'")
-            .bind(state.as_str())
-            .bind(now_ms)
-            .bind(id)
-            .execute(conn)
-            .await?;
-    Ok(ended.rows_affected() == 1)
 }
 
 /// Revokes every active lease of a workload; returns them.
@@ -268,40 +175,6 @@ pub async fn revoke_all(
         .collect())
 }
 
-/// Revokes the active leases of one task (it finished without them);
-/// returns their ids and agents.
-pub async fn revoke_task(
-    conn: &mut SqliteConnection,
-    workload_id: &str,
-    index: u32,
-    now_ms: i64,
-) -> BrokerResult<Vec<(String, String)>> {
-    let rows = sqlx::query(
-        "UPDATE leases SET state = 'revoked', ended_ms = ? WHERE workload_id = ? AND idx = ? AND state = 'active'
-         RETURNING id, agent_id",
-    )
-    .bind(now_ms)
-    .bind(workload_id)
-    .bind(i64::from(index))
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|row| (row.get("id"), row.get("agent_id")))
-        .collect())
-}
-
-/// Pushes an active lease's deadline.
-pub async fn extend(conn: &mut SqliteConnection, id: &str, deadline_ms: i64) -> BrokerResult<bool> {
-    let extended =
-        sqlx::query("UPDATE leases SET deadline_ms = ? WHERE id = ? AND state = 'active'")
-            .bind(deadline_ms)
-            .bind(id)
-            .execute(conn)
-            .await?;
-    Ok(extended.rows_affected() == 1)
-}
-
 /// A report as stored on its lease.
 #[derive(Debug)]
 pub struct Report<'a> {
@@ -313,52 +186,6 @@ pub struct Report<'a> {
     pub peak_memory: u64,
     pub wall_time_ms: u64,
     pub metering_version: &'a str,
-}
-
-/// Records a report on a lease. `counted` is whether the lease was active.
-pub async fn report(
-    conn: &mut SqliteConnection,
-    id: &str,
-    report: &Report<'_>,
-    counted: bool,
-    now_ms: i64,
-) -> BrokerResult<()> {
-    let status = StoredStatus::of(report.status);
-    // A late report (the lease is no longer active) keeps the lease's state
-    // and is stored for the record only.
-    sqlx::query(
-        "UPDATE leases SET state = CASE WHEN ? THEN 'reported' ELSE state END,
-             ended_ms = COALESCE(ended_ms, ?), counted = ?, status_kind = ?,
-             status_code = ?, status_message = ?, output_sha256 = ?, output = ?, stderr = ?,
-             fuel_consumed = ?, peak_memory = ?, wall_time_ms = ?, metering_version = ?
-         WHERE id = ?",
-    )
-    .bind(counted)
-    .bind(now_ms)
-    .bind(i64::from(counted))
-    .bind(status.kind)
-    .bind(status.code)
-    .bind(status.message)
-    .bind(report.output_sha256)
-    .bind(report.output)
-    .bind(report.stderr)
-    .bind(report.fuel_consumed as i64)
-    .bind(report.peak_memory as i64)
-    .bind(report.wall_time_ms as i64)
-    .bind(report.metering_version)
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The output stored with a reported lease.
-pub async fn output(conn: &mut SqliteConnection, id: &str) -> BrokerResult<Vec<u8>> {
-    let row = sqlx::query("SELECT COALESCE(output, x'') AS output FROM leases WHERE id = ?")
-        .bind(id)
-        .fetch_one(conn)
-        .await?;
-    Ok(row.get("output"))
 }
 
 /// True if the agent holds an active lease on a task of a workload whose

@@ -74,6 +74,30 @@ pub struct Transfer<'a> {
     pub at_ms: i64,
 }
 
+impl Transfer<'_> {
+    /// Whether posting it moves anything: false for zero, an error for a
+    /// negative amount.
+    pub(crate) fn moves_credits(&self) -> BrokerResult<bool> {
+        match self.amount {
+            0 => Ok(false),
+            amount if amount < 0 => Err(BrokerError::invalid(format!(
+                "a transfer of {amount} micro-credits is negative"
+            ))),
+            _ => Ok(true),
+        }
+    }
+
+    /// The error when `from` holds only `have` micro-credits.
+    pub(crate) fn insufficient(&self, have: i64) -> BrokerError {
+        BrokerError::FailedPrecondition(format!(
+            "insufficient credits: {} holds {} but {} are needed",
+            self.from,
+            crate::pricing::credits_text(have),
+            crate::pricing::credits_text(self.amount),
+        ))
+    }
+}
+
 /// A posted transfer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -127,14 +151,8 @@ pub async fn transfer(
     transfer: &Transfer<'_>,
     to_kind: &str,
 ) -> BrokerResult<bool> {
-    if transfer.amount == 0 {
+    if !transfer.moves_credits()? {
         return Ok(false);
-    }
-    if transfer.amount < 0 {
-        return Err(BrokerError::invalid(format!(
-            "a transfer of {} micro-credits is negative",
-            transfer.amount
-        )));
     }
     ensure_account(conn, transfer.to, to_kind, transfer.at_ms).await?;
     let inserted = sqlx::query(
@@ -170,12 +188,7 @@ pub async fn transfer(
     .await?;
     if debited.rows_affected() == 0 {
         let have = balance(conn, transfer.from).await?;
-        return Err(BrokerError::FailedPrecondition(format!(
-            "insufficient credits: {} holds {} but {} are needed",
-            transfer.from,
-            crate::pricing::credits_text(have),
-            crate::pricing::credits_text(transfer.amount),
-        )));
+        return Err(transfer.insufficient(have));
     }
     sqlx::query("UPDATE accounts SET balance = balance + ? WHERE id = ?")
         .bind(transfer.amount)

@@ -4,10 +4,14 @@
 //!
 //! Queries are plain SQL through sqlx, one module per table; operations that
 //! must be atomic take a `&mut SqliteConnection` inside the caller's
-//! transaction.
+//! transaction. The task life cycle's changes (leases, reports, verdicts,
+//! pay) go through the group-commit writer instead: its statements are in
+//! `writer`, on a rusqlite connection of its own. `columns` decodes rows
+//! of either kind.
 
 pub mod agents;
 pub mod api_tokens;
+pub mod columns;
 pub mod dashboard_views;
 pub mod events;
 pub mod leases;
@@ -17,8 +21,9 @@ pub mod stats;
 pub mod status_columns;
 pub mod tasks;
 pub mod workloads;
+pub mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -39,9 +44,14 @@ pub const DATABASE_FILE: &str = "broker.sqlite";
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The database file, for the group-commit writer's connection.
+    path: PathBuf,
     /// How long writers waited for the write lock (`/metrics`).
     write_wait: Histogram,
 }
+
+/// How long a connection waits for another's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Buckets of [`Store::write_wait`]: 0.1 ms to about 1.6 s.
 fn write_wait_histogram() -> Histogram {
@@ -55,7 +65,8 @@ impl Store {
             context: format!("cannot create data dir {}", data_dir.display()),
             source,
         })?;
-        let url = format!("sqlite://{}", data_dir.join(DATABASE_FILE).display());
+        let path = data_dir.join(DATABASE_FILE);
+        let url = format!("sqlite://{}", path.display());
         let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -63,7 +74,7 @@ impl Store {
             // survives power loss too, not only a killed process.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             // A connection whose transaction SQLite ended on its own (a
@@ -76,6 +87,7 @@ impl Store {
         MIGRATOR.run(&pool).await?;
         Ok(Store {
             pool,
+            path,
             write_wait: write_wait_histogram(),
         })
     }
@@ -94,6 +106,11 @@ impl Store {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         self.write_wait.observe(started.elapsed().as_secs_f64());
         Ok(tx)
+    }
+
+    /// The group-commit writer's connection to this store (see [`writer`]).
+    pub fn writer_connection(&self) -> BrokerResult<rusqlite::Connection> {
+        writer::open(&self.path, BUSY_TIMEOUT)
     }
 
     /// How long writing transactions waited to begin, in seconds.

@@ -4,7 +4,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use wasmgrid_runtime::Status;
 
 use crate::error::BrokerResult;
-use crate::store::status_columns::{StoredStatus, status_from_columns};
+use crate::store::status_columns::status_from_columns;
 
 /// Rows per INSERT statement when storing a workload's inputs (SQLite
 /// allows 32766 bound parameters; 3 per row).
@@ -30,34 +30,6 @@ pub async fn insert_all(
     Ok(())
 }
 
-/// A task's input.
-pub async fn input(
-    conn: &mut SqliteConnection,
-    workload_id: &str,
-    index: u32,
-) -> BrokerResult<Option<Vec<u8>>> {
-    let row = sqlx::query("SELECT input FROM tasks WHERE workload_id = ? AND idx = ?")
-        .bind(workload_id)
-        .bind(i64::from(index))
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|row| row.get("input")))
-}
-
-/// True while the task is pending (neither done, failed nor cancelled).
-pub async fn is_pending(
-    conn: &mut SqliteConnection,
-    workload_id: &str,
-    index: u32,
-) -> BrokerResult<bool> {
-    let row = sqlx::query("SELECT state FROM tasks WHERE workload_id = ? AND idx = ?")
-        .bind(workload_id)
-        .bind(i64::from(index))
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.is_some_and(|row| row.get::<&str, _>("state") == "pending"))
-}
-
 /// The accepted result of a task.
 #[derive(Clone, Debug)]
 pub struct AcceptedResult<'a> {
@@ -66,62 +38,6 @@ pub struct AcceptedResult<'a> {
     pub fuel_consumed: u64,
     pub peak_memory: u64,
     pub wall_time_ms: u64,
-}
-
-/// Marks a pending task done with its accepted result.
-pub async fn mark_done(
-    conn: &mut SqliteConnection,
-    workload_id: &str,
-    index: u32,
-    result: &AcceptedResult<'_>,
-    now_ms: i64,
-) -> BrokerResult<bool> {
-    let status = StoredStatus::of(result.status);
-    let done = sqlx::query(
-        "UPDATE tasks SET state = 'done', output = ?, status_kind = ?, status_code = ?, status_message = ?,
-             fuel_consumed = ?, peak_memory = ?, wall_time_ms = ?, finished_ms = ?
-         WHERE workload_id = ? AND idx = ? AND state = 'pending'",
-    )
-    .bind(result.output)
-    .bind(status.kind)
-    .bind(status.code)
-    .bind(status.message)
-    .bind(result.fuel_consumed as i64)
-    .bind(result.peak_memory as i64)
-    .bind(result.wall_time_ms as i64)
-    .bind(now_ms)
-    .bind(workload_id)
-    .bind(i64::from(index))
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Marks a pending task failed, with the reasons of its attempts.
-pub async fn mark_failed(
-    conn: &mut SqliteConnection,
-    workload_id: &str,
-    index: u32,
-    last_status: Option<&Status>,
-    error: &str,
-    now_ms: i64,
-) -> BrokerResult<bool> {
-    let status = last_status.map(StoredStatus::of);
-    let failed = sqlx::query(
-        "UPDATE tasks SET state = 'failed', status_kind = ?, status_code = ?, status_message = ?,
-             error = ?, finished_ms = ?
-         WHERE workload_id = ? AND idx = ? AND state = 'pending'",
-    )
-    .bind(status.as_ref().map(|s| s.kind))
-    .bind(status.as_ref().map(|s| s.code))
-    .bind(status.as_ref().and_then(|s| s.message.clone()))
-    .bind(error)
-    .bind(now_ms)
-    .bind(workload_id)
-    .bind(i64::from(index))
-    .execute(conn)
-    .await?;
-    Ok(failed.rows_affected() == 1)
 }
 
 /// Cancels every pending task of a workload; returns their indices.
@@ -188,19 +104,20 @@ pub async fn results_page(
     .bind(i64::from(limit))
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|row| TaskResultRow {
-            index: row.get::<i64, _>("idx") as u32,
-            state: row.get("state"),
-            status: status_from_columns(row),
-            output: row.get::<Option<Vec<u8>>, _>("output").unwrap_or_default(),
-            error: row.get("error"),
-            fuel_consumed: row.get::<Option<i64>, _>("fuel_consumed").unwrap_or(0) as u64,
-            peak_memory: row.get::<Option<i64>, _>("peak_memory").unwrap_or(0) as u64,
-            wall_time_ms: row.get::<Option<i64>, _>("wall_time_ms").unwrap_or(0) as u64,
+    rows.iter()
+        .map(|row| {
+            Ok(TaskResultRow {
+                index: row.get::<i64, _>("idx") as u32,
+                state: row.get("state"),
+                status: status_from_columns(row)?,
+                output: row.get::<Option<Vec<u8>>, _>("output").unwrap_or_default(),
+                error: row.get("error"),
+                fuel_consumed: row.get::<Option<i64>, _>("fuel_consumed").unwrap_or(0) as u64,
+                peak_memory: row.get::<Option<i64>, _>("peak_memory").unwrap_or(0) as u64,
+                wall_time_ms: row.get::<Option<i64>, _>("wall_time_ms").unwrap_or(0) as u64,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The failed tasks of a workload with their reasons.

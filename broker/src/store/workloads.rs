@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sqlx::sqlite::SqliteRow;
+use crate::store::columns::Columns;
 use sqlx::{Row, SqliteConnection};
 use wasmgrid_runtime::Limits;
 
@@ -101,40 +101,41 @@ pub struct TaskCounts {
     pub cancelled: u32,
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, issuer, name, module_sha256, reducer_sha256, memory_bytes, fuel, wall_time_ms,
      max_output_bytes, max_stack_bytes, replicas, quorum, adaptive, max_attempts, credits_per_fuel,
      credits_per_mib_second, fee_basis_points, escrow_micro, task_count,
      state, error, reduced, created_ms, finished_ms";
 
-fn from_row(row: &SqliteRow) -> BrokerResult<WorkloadRow> {
+/// A workload from a row of [`COLUMNS`], of the pool or of the writer.
+pub(crate) fn from_row(row: &impl Columns) -> BrokerResult<WorkloadRow> {
     Ok(WorkloadRow {
-        id: row.get("id"),
-        issuer: row.get("issuer"),
-        name: row.get("name"),
-        module_sha256: row.get("module_sha256"),
-        reducer_sha256: row.get("reducer_sha256"),
+        id: row.text("id")?,
+        issuer: row.text("issuer")?,
+        name: row.text("name")?,
+        module_sha256: row.text("module_sha256")?,
+        reducer_sha256: row.text_or_null("reducer_sha256")?,
         limits: Limits {
-            memory_bytes: row.get::<i64, _>("memory_bytes") as u64,
-            fuel: row.get::<i64, _>("fuel") as u64,
-            wall_time: Duration::from_millis(row.get::<i64, _>("wall_time_ms") as u64),
-            max_output_bytes: row.get::<i64, _>("max_output_bytes") as u64,
-            max_stack_bytes: row.get::<i64, _>("max_stack_bytes") as usize,
+            memory_bytes: row.int("memory_bytes")? as u64,
+            fuel: row.int("fuel")? as u64,
+            wall_time: Duration::from_millis(row.int("wall_time_ms")? as u64),
+            max_output_bytes: row.int("max_output_bytes")? as u64,
+            max_stack_bytes: row.int("max_stack_bytes")? as usize,
         },
-        replicas: row.get::<i64, _>("replicas") as u32,
-        quorum: row.get::<i64, _>("quorum") as u32,
-        adaptive: row.get::<i64, _>("adaptive") != 0,
-        max_attempts: row.get::<i64, _>("max_attempts") as u32,
-        credits_per_fuel: row.get("credits_per_fuel"),
-        credits_per_mib_second: row.get("credits_per_mib_second"),
-        fee_basis_points: row.get::<i64, _>("fee_basis_points") as u32,
-        escrow_micro: row.get("escrow_micro"),
-        task_count: row.get::<i64, _>("task_count") as u32,
-        state: WorkloadState::parse(row.get::<&str, _>("state"))?,
-        error: row.get("error"),
-        reduced: row.get::<i64, _>("reduced") != 0,
-        created_ms: row.get("created_ms"),
-        finished_ms: row.get("finished_ms"),
+        replicas: row.int("replicas")? as u32,
+        quorum: row.int("quorum")? as u32,
+        adaptive: row.int("adaptive")? != 0,
+        max_attempts: row.int("max_attempts")? as u32,
+        credits_per_fuel: row.real("credits_per_fuel")?,
+        credits_per_mib_second: row.real("credits_per_mib_second")?,
+        fee_basis_points: row.int("fee_basis_points")? as u32,
+        escrow_micro: row.int("escrow_micro")?,
+        task_count: row.int("task_count")? as u32,
+        state: WorkloadState::parse(&row.text("state")?)?,
+        error: row.text_or_null("error")?,
+        reduced: row.int("reduced")? != 0,
+        created_ms: row.int("created_ms")?,
+        finished_ms: row.int_or_null("finished_ms")?,
     })
 }
 

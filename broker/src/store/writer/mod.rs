@@ -1,0 +1,54 @@
+//! The group-commit writer's statements: the store changes of the task life
+//! cycle (leases, reports, verdicts, pay, expiry, last-seen times) as
+//! synchronous rusqlite calls on the writer's own connection and thread, so
+//! a statement costs SQLite's work and no hand-off between threads. Each
+//! statement is prepared once and cached on the connection.
+//!
+//! The rest of the store (submits, cancels, the end result, grants, tokens,
+//! every read for the APIs) stays on the sqlx pool of the parent module;
+//! both open the same database file, and SQLite's write lock orders them.
+//!
+//! # Layout
+//! One module per table, as in the parent: `leases`, `tasks`, `events`,
+//! `ledger`, `agents`, `workloads`.
+
+pub mod agents;
+pub mod events;
+pub mod leases;
+pub mod ledger;
+pub mod tasks;
+pub mod workloads;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::BrokerResult;
+
+/// The writer's page cache, as SQLite's `cache_size` pragma (negative: KiB).
+/// Its own commits leave its cache valid, so the b-tree pages the agents'
+/// calls touch stay in memory.
+const CACHE_SIZE_KIB: i64 = 65_536;
+
+/// Statements kept prepared: every statement of this module fits.
+const STATEMENT_CACHE: usize = 64;
+
+/// Opens the writer's connection to the store the pool opened (and
+/// migrated): WAL, synced commits (`synchronous=FULL`), foreign keys, the
+/// same busy timeout as the pool, and savepoint journals in memory (every
+/// call of a batch runs in a savepoint).
+pub fn open(path: &Path, busy_timeout: Duration) -> BrokerResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    conn.pragma_update(None, "synchronous", "full")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "cache_size", -CACHE_SIZE_KIB)?;
+    conn.pragma_update(None, "temp_store", "memory")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
