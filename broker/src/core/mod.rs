@@ -50,6 +50,7 @@ use crate::config::BrokerConfig;
 use crate::error::{BrokerError, BrokerResult};
 use crate::scheduler::Scheduler;
 use crate::store::Store;
+use crate::store::writer::checkpoint::Checkpointer;
 
 /// The broker: store, scheduler and sandbox (for reducers and module checks).
 #[derive(Debug)]
@@ -59,6 +60,8 @@ pub struct Broker {
     pub(crate) scheduler: Arc<Mutex<Scheduler>>,
     /// The writer the agents' hot calls commit through.
     pub(crate) commits: GroupCommit,
+    /// Checkpoints the store's WAL beside the writer.
+    _checkpoints: Checkpointer,
     pub(crate) runtime: Runtime,
     /// Token digest → agent id, filled as agents are seen.
     tokens: StdMutex<HashMap<String, String>>,
@@ -107,6 +110,7 @@ impl Broker {
         let store = Store::open(&config.data_dir).await?;
         let scheduler = Arc::new(Mutex::new(Scheduler::default()));
         let commits = GroupCommit::start(store.writer_connection()?, Arc::clone(&scheduler))?;
+        let checkpoints = store.start_checkpoints()?;
         let runtime = Runtime::new(RuntimeConfig {
             max_concurrent_tasks: std::num::NonZeroUsize::MIN,
             ..RuntimeConfig::default()
@@ -116,6 +120,7 @@ impl Broker {
             store,
             scheduler,
             commits,
+            _checkpoints: checkpoints,
             runtime,
             tokens: StdMutex::new(HashMap::new()),
             seen: StdMutex::new(HashMap::new()),

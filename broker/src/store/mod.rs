@@ -113,6 +113,11 @@ impl Store {
         writer::open(&self.path, BUSY_TIMEOUT)
     }
 
+    /// Starts checkpointing the WAL on a thread of its own, until dropped.
+    pub fn start_checkpoints(&self) -> BrokerResult<writer::checkpoint::Checkpointer> {
+        writer::checkpoint::Checkpointer::start(&self.path, BUSY_TIMEOUT)
+    }
+
     /// How long writing transactions waited to begin, in seconds.
     pub fn write_wait(&self) -> &Histogram {
         &self.write_wait

@@ -78,8 +78,10 @@ pub fn revoke_task(
     index: u32,
     now_ms: i64,
 ) -> BrokerResult<Vec<(String, String)>> {
+    // By the task's index: SQLite would otherwise choose `leases_by_state`
+    // and visit every active lease of the grid for each finished task.
     let mut statement = conn.prepare_cached(
-        "UPDATE leases SET state = 'revoked', ended_ms = ?
+        "UPDATE leases INDEXED BY leases_by_task SET state = 'revoked', ended_ms = ?
          WHERE workload_id = ? AND idx = ? AND state = 'active'
          RETURNING id, agent_id",
     )?;

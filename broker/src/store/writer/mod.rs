@@ -10,9 +10,11 @@
 //!
 //! # Layout
 //! One module per table, as in the parent: `leases`, `tasks`, `events`,
-//! `ledger`, `agents`, `workloads`.
+//! `ledger`, `agents`, `workloads`; and `checkpoint`, the thread that
+//! checkpoints the WAL so the writer need not.
 
 pub mod agents;
+pub mod checkpoint;
 pub mod events;
 pub mod leases;
 pub mod ledger;
@@ -30,6 +32,10 @@ use crate::error::BrokerResult;
 /// Its own commits leave its cache valid, so the b-tree pages the agents'
 /// calls touch stay in memory.
 const CACHE_SIZE_KIB: i64 = 65_536;
+
+/// The WAL's size, in pages, past which the writer checkpoints it itself:
+/// normally the checkpoint thread (`checkpoint`) keeps it far smaller.
+pub const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_384;
 
 /// Statements kept prepared: every statement of this module fits.
 const STATEMENT_CACHE: usize = 64;
@@ -49,6 +55,7 @@ pub fn open(path: &Path, busy_timeout: Duration) -> BrokerResult<Connection> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "cache_size", -CACHE_SIZE_KIB)?;
     conn.pragma_update(None, "temp_store", "memory")?;
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
