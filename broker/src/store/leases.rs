@@ -99,12 +99,27 @@ impl RunVerdict {
     }
 }
 
-pub(crate) const COLUMNS: &str =
-    "id, workload_id, idx, agent_id, state, started_ms, deadline_ms, ended_ms, counted,
-     status_kind, status_code, status_message, output_sha256, fuel_consumed, peak_memory, wall_time_ms,
-     solo, verdict, paid_micro,
-     (SELECT owner FROM agents a WHERE a.id = leases.agent_id) AS agent_owner,
-     (SELECT address FROM agents a WHERE a.id = leases.agent_id) AS agent_address";
+/// A lease's own columns, as [`from_row`] reads them.
+macro_rules! own_columns {
+    () => {
+        "id, workload_id, idx, agent_id, state, started_ms, deadline_ms, ended_ms, counted,
+         status_kind, status_code, status_message, output_sha256, fuel_consumed, peak_memory,
+         wall_time_ms, solo, verdict, paid_micro"
+    };
+}
+
+/// A lease's columns with its agent's owner and address (for replica
+/// separation).
+pub(crate) const COLUMNS: &str = concat!(
+    own_columns!(),
+    ", (SELECT owner FROM agents a WHERE a.id = leases.agent_id) AS agent_owner,
+     (SELECT address FROM agents a WHERE a.id = leases.agent_id) AS agent_address"
+);
+
+/// A lease's columns without its agent's owner and address (left empty),
+/// where they are not needed.
+pub(crate) const OWN_COLUMNS: &str =
+    concat!(own_columns!(), ", '' AS agent_owner, '' AS agent_address");
 
 /// A lease from a row of [`COLUMNS`], of the pool or of the writer.
 pub(crate) fn from_row(row: &impl Columns) -> BrokerResult<LeaseRow> {

@@ -4,7 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::BrokerResult;
-use crate::store::leases::{COLUMNS, LeaseRow, LeaseState, Report, RunVerdict, from_row};
+use crate::store::leases::{
+    COLUMNS, LeaseRow, LeaseState, OWN_COLUMNS, Report, RunVerdict, from_row,
+};
 use crate::store::status_columns::StoredStatus;
 
 /// Stores a new active lease.
@@ -25,10 +27,10 @@ pub fn insert(conn: &Connection, lease: &LeaseRow) -> BrokerResult<()> {
     Ok(())
 }
 
-/// One lease.
+/// One lease, without its agent's owner and address.
 pub fn get(conn: &Connection, id: &str) -> BrokerResult<Option<LeaseRow>> {
     let mut statement =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM leases WHERE id = ?"))?;
+        conn.prepare_cached(&format!("SELECT {OWN_COLUMNS} FROM leases WHERE id = ?"))?;
     let mut rows = statement.query([id])?;
     rows.next()?.map(from_row).transpose()
 }
@@ -78,8 +80,8 @@ pub fn revoke_task(
     index: u32,
     now_ms: i64,
 ) -> BrokerResult<Vec<(String, String)>> {
-    // By the task's index: SQLite would otherwise choose `leases_by_state`
-    // and visit every active lease of the grid for each finished task.
+    // By the task's index: SQLite may otherwise choose the index of active
+    // leases and visit every active lease of the grid for each finished task.
     let mut statement = conn.prepare_cached(
         "UPDATE leases INDEXED BY leases_by_task SET state = 'revoked', ended_ms = ?
          WHERE workload_id = ? AND idx = ? AND state = 'active'
