@@ -2,7 +2,12 @@
 //! the machine other processes took during each phase. Benchmarks on a
 //! shared machine are only meaningful next to that.
 
+use std::fmt::Write as _;
+use std::time::Duration;
+
 use serde_json::{Value, json};
+
+use crate::stats::minutes;
 
 /// The machine and the moment of a run.
 #[derive(Clone, Debug)]
@@ -26,6 +31,32 @@ impl Machine {
             load_average: load_average(),
             metering_version: wasmgrid_runtime::METERING_VERSION,
         }
+    }
+
+    /// The first lines of every mode's tables: "wasmgrid BENCHMARK
+    /// benchmark", ` (--quick)`, how long the whole run took when given, and
+    /// the machine.
+    pub fn render_header(
+        &self,
+        out: &mut String,
+        benchmark: &str,
+        quick: bool,
+        took: Option<Duration>,
+    ) {
+        let _ = writeln!(
+            out,
+            "wasmgrid {benchmark} benchmark{}{}",
+            if quick { " (--quick)" } else { "" },
+            took.map_or_else(String::new, |took| format!(
+                " ({} in all)",
+                minutes(took.as_secs_f64())
+            ))
+        );
+        let _ = writeln!(
+            out,
+            "cpu: {} | cores: {} | load avg at end: {}",
+            self.cpu_model, self.cores, self.load_average
+        );
     }
 
     pub fn to_json(&self) -> Value {
@@ -168,5 +199,35 @@ impl Phases {
             .iter()
             .map(|(phase, share)| json!({ "phase": phase, "foreign_cpu_share": share }))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_names_the_benchmark_and_the_machine() {
+        let machine = Machine {
+            cpu_model: "Some CPU".to_owned(),
+            cores: 2,
+            load_average: "0.10 0.20 0.30".to_owned(),
+            metering_version: "fuel v1",
+        };
+        let mut out = String::new();
+        machine.render_header(&mut out, "runtime", false, None);
+        machine.render_header(
+            &mut out,
+            "broker dispatch",
+            true,
+            Some(Duration::from_secs(300)),
+        );
+        assert_eq!(
+            out,
+            "wasmgrid runtime benchmark\n\
+             cpu: Some CPU | cores: 2 | load avg at end: 0.10 0.20 0.30\n\
+             wasmgrid broker dispatch benchmark (--quick) (5.0 min in all)\n\
+             cpu: Some CPU | cores: 2 | load avg at end: 0.10 0.20 0.30\n"
+        );
     }
 }

@@ -13,6 +13,11 @@
 //! r=2, RPC latencies, broker CPU, RSS and store size, and tasks per second
 //! against queue length (see `docs/performance.md`).
 //!
+//! `cargo run --release -p wasmgrid-bench -- efficiency [--quick] [--json FILE]`
+//! measures the whole platform: π(10¹⁰) as 200 `primes` tasks through a
+//! real broker and a real agent on this machine, against the same ranges
+//! counted natively on every core; prints the ratio of the wall times.
+//!
 //! # Layout
 //! - `kernels`: the three sample kernels as cases (input, native call).
 //! - `overhead`: native vs metered vs unmetered wasm, interleaved.
@@ -21,16 +26,25 @@
 //! - `throughput`: trivial tasks per second with 1..=cores threads.
 //! - `tasks`: loading guest programs, running one task with timings.
 //! - `stats`: median, p99, duration formatting.
-//! - `targets`: the targets and why they have their values.
-//! - `machine`: CPU, cores and load the figures were measured on.
+//! - `targets`: the targets and why they have their values; the targets
+//!   table of `dispatch` and `efficiency`.
+//! - `machine`: CPU, cores and load the figures were measured on; the
+//!   opening lines of every mode's tables.
 //! - `report`: the tables and the JSON.
+//! - `release_build`: the release broker and agent `dispatch` and
+//!   `efficiency` measure: building them, the work dir's copies, their
+//!   commit.
 //! - `dispatch`: the broker dispatch benchmark (its own layout inside).
+//! - `efficiency`: the platform against native code (its own layout
+//!   inside).
 
 mod dispatch;
+mod efficiency;
 mod handoff;
 mod kernels;
 mod machine;
 mod overhead;
+mod release_build;
 mod report;
 mod start;
 mod stats;
@@ -61,6 +75,9 @@ enum Command {
     Runtime(RuntimeArgs),
     /// Broker throughput: a real broker, many simulated agents over gRPC.
     Dispatch(DispatchArgs),
+    /// The whole platform against native code: a CPU-bound workload through
+    /// a real broker and agent, and natively on every core.
+    Efficiency(EfficiencyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -131,11 +148,50 @@ struct DispatchArgs {
     json: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct EfficiencyArgs {
+    /// Count the primes below this number, e.g. 1e10 [default: 1e10; 1e8
+    /// with --quick].
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    limit: Option<u64>,
+    /// Tasks (ranges of nearly equal width) the count is split into.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    tasks: u32,
+    /// Platform rounds, each between two native rounds (native, platform,
+    /// native, …) [default: 2; 1 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: Option<u32>,
+    /// A `wasmgrid-broker` binary to measure instead of building
+    /// `cargo build --release -p wasmgrid-broker`.
+    #[arg(long, value_name = "PATH")]
+    broker: Option<PathBuf>,
+    /// A `wasmgrid-agent` binary to measure instead of building
+    /// `cargo build --release -p wasmgrid-agent`.
+    #[arg(long, value_name = "PATH")]
+    agent: Option<PathBuf>,
+    /// Where the brokers' data dirs and the agents' state go: on the disk
+    /// being measured, never a tmpfs (fsync would cost nothing) [default:
+    /// target/efficiency-bench].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// Keep the data dirs, state dirs and logs.
+    #[arg(long)]
+    keep: bool,
+    /// The primes below 10^8 instead of 10^10, one platform round: a smoke
+    /// test of well under a minute, not figures to publish.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Runtime(args) => runtime(&args),
         Command::Dispatch(args) => dispatch(&args),
+        Command::Efficiency(args) => efficiency(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -228,7 +284,7 @@ fn dispatch(args: &DispatchArgs) -> Result<()> {
     let queue_window = args.queue_window.unwrap_or(smallest_queue / 2);
     let work_dir = match &args.work_dir {
         Some(dir) => dir.clone(),
-        None => default_work_dir()?,
+        None => default_work_dir("dispatch-bench")?,
     };
     let (broker, broker_origin) = match &args.broker {
         Some(path) => (
@@ -264,6 +320,66 @@ fn dispatch(args: &DispatchArgs) -> Result<()> {
     emit(&report.render(), || report.to_json(), args.json.as_deref())
 }
 
+fn efficiency(args: &EfficiencyArgs) -> Result<()> {
+    let quick = args.quick;
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => default_work_dir("efficiency-bench")?,
+    };
+    let broker = match &args.broker {
+        Some(path) => path.clone(),
+        None => dispatch::build_release_broker()?,
+    };
+    let agent = match &args.agent {
+        Some(path) => path.clone(),
+        None => efficiency::build_release_agent()?,
+    };
+    let binaries_origin = match (&args.broker, &args.agent) {
+        (None, None) => "release builds of the working tree at".to_owned(),
+        _ => format!(
+            "broker {}, agent {}; working tree at",
+            args.broker
+                .as_ref()
+                .map_or("release build".into(), |p| p.display().to_string()),
+            args.agent
+                .as_ref()
+                .map_or("release build".into(), |p| p.display().to_string()),
+        ),
+    };
+    let plan = efficiency::EfficiencyPlan {
+        quick,
+        limit: args
+            .limit
+            .unwrap_or(if quick { 100_000_000 } else { 10_000_000_000 }),
+        tasks: args.tasks,
+        rounds: args.rounds.unwrap_or(if quick { 1 } else { 2 }) as usize,
+        slots: machine::cores(),
+        work_dir,
+        keep: args.keep,
+        broker,
+        agent,
+        binaries_origin,
+    };
+    let report = efficiency::run(&plan)?;
+    emit(&report.render(), || report.to_json(), args.json.as_deref())
+}
+
+/// A count such as `10000000000`, `1e10` or `10_000_000_000`.
+fn parse_count(text: &str) -> Result<u64, String> {
+    let text = text.trim().replace('_', "");
+    if let Ok(count) = text.parse::<u64>() {
+        return Ok(count);
+    }
+    match text.parse::<f64>() {
+        Ok(value) if value >= 0.0 && value.fract() == 0.0 && value <= u64::MAX as f64 => {
+            Ok(value as u64)
+        }
+        _ => Err(format!(
+            "invalid count '{text}': use a whole number, e.g. 10000000000 or 1e10"
+        )),
+    }
+}
+
 /// Prints a mode's tables on stdout and, with `--json FILE`, writes its
 /// figures there too.
 fn emit(
@@ -280,13 +396,28 @@ fn emit(
     Ok(())
 }
 
-/// `target/dispatch-bench` of the workspace the bench was built in: on the
+/// `target/NAME` of the workspace the bench was built in: on the
 /// repository's disk, where a real broker's data dir would be.
-fn default_work_dir() -> Result<PathBuf> {
+fn default_work_dir(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("path of the running bench")?;
     let target = exe
         .parent()
         .and_then(|profile| profile.parent())
         .context("the bench executable is not in target/<profile>")?;
-    Ok(target.join("dispatch-bench"))
+    Ok(target.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_whole_numbers_in_any_notation() {
+        assert_eq!(parse_count("10000000000"), Ok(10_000_000_000));
+        assert_eq!(parse_count("1e10"), Ok(10_000_000_000));
+        assert_eq!(parse_count("10_000"), Ok(10_000));
+        assert!(parse_count("1.5").is_err());
+        assert!(parse_count("-1").is_err());
+        assert!(parse_count("ten").is_err());
+    }
 }

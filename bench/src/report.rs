@@ -62,16 +62,7 @@ impl Report {
 
     fn render_header(&self, out: &mut String) {
         let m = &self.machine;
-        let _ = writeln!(
-            out,
-            "wasmgrid runtime benchmark{}",
-            if self.plan.quick { " (--quick)" } else { "" }
-        );
-        let _ = writeln!(
-            out,
-            "cpu: {} | cores: {} | load avg at end: {}",
-            m.cpu_model, m.cores, m.load_average
-        );
+        m.render_header(out, "runtime", self.plan.quick, None);
         let _ = writeln!(out, "metering: {}", m.metering_version);
         let _ = writeln!(
             out,

@@ -88,3 +88,14 @@ pub fn human(duration: Duration) -> String {
         format!("{} ns", duration.as_nanos())
     }
 }
+
+/// A duration in seconds, roughly: "45 s", "3.2 min", "2.5 h".
+pub fn minutes(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 2.0 * 3600.0 {
+        format!("{:.1} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}

@@ -1,5 +1,10 @@
 //! The performance targets the figures are checked against, and why each
-//! has its value.
+//! has its value; the table the `dispatch` and `efficiency` modes print
+//! them in.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
 
 /// Largest acceptable slowdown of a metered wasm task against the same
 /// kernel compiled natively. Volunteers donate CPU time; past ~30 % the
@@ -42,4 +47,91 @@ pub const MAX_QUEUE_LENGTH_SPREAD: f64 = 0.20;
 /// "MET" or "MISSED", the dispatch benchmark's words (as issue 7 asks).
 pub fn met(met: bool) -> &'static str {
     if met { "MET" } else { "MISSED" }
+}
+
+/// Largest acceptable wall time of a CPU-bound workload run through the
+/// whole platform (broker, one agent with a slot per core, fuel metering,
+/// durable store) against the same computation natively on every core: the
+/// platform's overhead in one number — sandbox, metering, scheduling,
+/// reporting. Past a quarter, a volunteer's core gives too little of itself
+/// to the science.
+pub const MAX_PLATFORM_SLOWDOWN: f64 = 1.25;
+
+/// One row of a targets table: a figure against its target.
+#[derive(Debug)]
+pub struct Target {
+    pub what: String,
+    pub measured: String,
+    pub target: String,
+    /// Measured over target.
+    pub ratio: f64,
+    /// `None` when the run did not measure what the target is about (a
+    /// smaller queue than the target's).
+    pub met: Option<bool>,
+}
+
+impl Target {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "what": self.what,
+            "measured": self.measured,
+            "target": self.target,
+            "ratio": self.ratio,
+            "met": self.met,
+        })
+    }
+}
+
+/// Section `section` of a mode's tables: a row per target with measured
+/// value, target and ratio, and whether it was [`met`].
+pub fn render_table(out: &mut String, section: u32, targets: &[Target]) {
+    let _ = writeln!(out, "\n{section}. Targets (ratio = measured / target)");
+    let _ = writeln!(
+        out,
+        "  {:<6} {:<58} {:>10} {:>10} {:>7}",
+        "", "what", "measured", "target", "ratio"
+    );
+    for target in targets {
+        let _ = writeln!(
+            out,
+            "  {:<6} {:<58} {:>10} {:>10} {:>7.3}",
+            target.met.map_or("N/A", met),
+            target.what,
+            target.measured,
+            target.target,
+            target.ratio
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_targets_table_has_a_row_per_target() {
+        let target = |met| Target {
+            what: "platform wall / native wall".to_owned(),
+            measured: format!("{:.3}", 1.1),
+            target: "≤ 1.25".to_owned(),
+            ratio: 1.1 / 1.25,
+            met,
+        };
+        let mut out = String::new();
+        render_table(&mut out, 3, &[target(Some(true)), target(None)]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "",
+                "3. Targets (ratio = measured / target)",
+                "         what                                                         \
+                 measured     target   ratio",
+                "  MET    platform wall / native wall                                     \
+                 1.100     ≤ 1.25   0.880",
+                "  N/A    platform wall / native wall                                     \
+                 1.100     ≤ 1.25   0.880",
+            ]
+        );
+    }
 }

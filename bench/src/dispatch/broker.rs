@@ -1,14 +1,21 @@
 //! The broker under test: the release `wasmgrid-broker` binary as a child
 //! process on 127.0.0.1 with a fresh data dir, as an operator starts it
-//! (embedded SQLite, durable settings as shipped), and what it costs: CPU
-//! time and resident memory from `/proc/PID`, store size on disk.
+//! (embedded SQLite, durable settings as shipped), the bench's connection to
+//! it with the admin token, and what it costs: CPU time and resident memory
+//! from `/proc/PID`, store size on disk.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use wasmgrid_proto::v1::issuer_service_client::IssuerServiceClient;
+use wasmgrid_proto::{Bearer, MAX_MESSAGE_BYTES};
+
+use crate::release_build;
 
 /// The admin token the bench starts every broker with. It only has to be
 /// at least 16 characters; the broker is on loopback and lives for one phase.
@@ -21,56 +28,33 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// every Linux architecture the bench runs on.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// Where the release broker is, next to the running bench when that is a
-/// release build (`target/release`), else in the workspace's
-/// `target/release`.
-fn release_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("path of the running bench")?;
-    let profile_dir = exe
-        .parent()
-        .context("the bench executable has no directory")?;
-    if profile_dir
-        .file_name()
-        .is_some_and(|name| name == "release")
-    {
-        return Ok(profile_dir.to_path_buf());
-    }
-    let target = profile_dir
-        .parent()
-        .context("the bench executable is not in target/<profile>")?;
-    Ok(target.join("release"))
+/// The release `wasmgrid-broker`, built (or found up to date) with `cargo
+/// build --release -p wasmgrid-broker`.
+pub fn build_release_broker() -> Result<PathBuf> {
+    release_build::build_release("wasmgrid-broker", "--broker")
 }
 
-/// The release `wasmgrid-broker`, built (or found up to date: cargo's no-op
-/// takes a second) with `cargo build --release -p wasmgrid-broker`.
-pub fn build_release_broker() -> Result<PathBuf> {
-    let release = release_dir()?;
-    let target_dir = release
-        .parent()
-        .context("target/release has no parent")?
-        .to_path_buf();
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("building the release broker (no-op when up to date)…");
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "--quiet", "-p", "wasmgrid-broker"])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .status()
-        .with_context(|| format!("run {cargo}"))?;
-    if !status.success() {
-        bail!(
-            "`cargo build --release -p wasmgrid-broker` failed ({status}); fix the build, or \
-             pass --broker PATH to a broker binary built before"
-        );
-    }
-    let path = release.join(format!("wasmgrid-broker{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        bail!("{} was not built", path.display());
-    }
-    Ok(path)
+/// Connects to the broker at `url`: the channel, and the admin token's
+/// credentials (which may act for any issuer) for the clients on it.
+pub async fn connect_as_admin(url: &str) -> Result<(Channel, Bearer)> {
+    let channel = Endpoint::from_shared(url.to_owned())
+        .context("broker url")?
+        .connect()
+        .await
+        .with_context(|| format!("connect to {url}"))?;
+    let bearer = Bearer::new(ADMIN_TOKEN).map_err(|e| anyhow!("{e}"))?;
+    Ok((channel, bearer))
+}
+
+/// A channel that sends the admin token with every call.
+pub type AdminChannel = InterceptedService<Channel, Bearer>;
+
+/// An issuer client on `channel` with the admin's credentials, taking
+/// messages as large as the broker's.
+pub fn issuer_client(channel: Channel, bearer: Bearer) -> IssuerServiceClient<AdminChannel> {
+    IssuerServiceClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// A running broker, killed (SIGKILL) when dropped.
@@ -314,7 +298,8 @@ fn status_kib(status: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
-fn log_tail(log: &Path) -> String {
+/// The last 30 lines of a child process's log, for error messages.
+pub(crate) fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")

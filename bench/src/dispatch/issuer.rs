@@ -5,15 +5,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
 use wasmgrid_proto::submission::Workload;
 use wasmgrid_proto::v1::issuer_service_client::IssuerServiceClient;
 use wasmgrid_proto::v1::{self, WorkloadStatus};
-use wasmgrid_proto::{Bearer, MAX_MESSAGE_BYTES};
 use wasmgrid_runtime::Limits;
 
-use crate::dispatch::broker::ADMIN_TOKEN;
+use crate::dispatch::broker::{AdminChannel, connect_as_admin, issuer_client};
 use crate::dispatch::latency::{Latencies, Rpc};
 
 /// The issuer the bench's workloads belong to.
@@ -43,7 +40,7 @@ pub fn limits() -> Limits {
 /// The issuer's client, as the admin acting for [`ISSUER`].
 #[derive(Debug)]
 pub struct Issuer {
-    client: IssuerServiceClient<InterceptedService<Channel, Bearer>>,
+    client: IssuerServiceClient<AdminChannel>,
     module: Vec<u8>,
     /// `GetStatus` and `SubmitWorkload` round trips.
     pub latencies: Latencies,
@@ -61,17 +58,9 @@ pub struct Submitted {
 
 impl Issuer {
     pub async fn connect(url: &str, module: Vec<u8>) -> Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .context("broker url")?
-            .connect()
-            .await
-            .with_context(|| format!("connect to {url}"))?;
-        let bearer = Bearer::new(ADMIN_TOKEN).map_err(|e| anyhow!("{e}"))?;
-        let client = IssuerServiceClient::with_interceptor(channel, bearer)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (channel, bearer) = connect_as_admin(url).await?;
         Ok(Issuer {
-            client,
+            client: issuer_client(channel, bearer),
             module,
             latencies: Latencies::default(),
         })

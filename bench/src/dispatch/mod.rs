@@ -24,7 +24,7 @@
 //! - `report`: the tables, the targets and the JSON.
 
 mod agents;
-mod broker;
+pub(crate) mod broker;
 mod cpu;
 mod end_to_end;
 mod issuer;
@@ -49,6 +49,8 @@ use self::issuer::{Issuer, Submitted};
 use self::queue_length::{QueuePoint, queue_phase};
 pub use self::report::DispatchReport;
 use crate::machine::Machine;
+use crate::release_build;
+use crate::stats::minutes;
 
 /// What one `dispatch` run measures.
 #[derive(Clone, Debug)]
@@ -95,13 +97,8 @@ pub fn run(plan: &DispatchPlan) -> Result<DispatchReport> {
     };
     std::fs::create_dir_all(&plan.work_dir)
         .with_context(|| format!("create {}", plan.work_dir.display()))?;
-    // Every phase runs this copy: a `cargo build` of someone else's broker
-    // change during the run cannot swap the binary between phases.
-    let broker = plan.work_dir.join("wasmgrid-broker");
-    std::fs::copy(&plan.broker, &broker)
-        .with_context(|| format!("copy {} to {}", plan.broker.display(), broker.display()))?;
     let plan = &DispatchPlan {
-        broker,
+        broker: release_build::copy_to_work_dir(&plan.broker, &plan.work_dir, "wasmgrid-broker")?,
         ..plan.clone()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -109,43 +106,10 @@ pub fn run(plan: &DispatchPlan) -> Result<DispatchReport> {
         .build()
         .context("start the tokio runtime")?;
     let mut report = runtime.block_on(run_phases(plan, &fixture))?;
-    report.source = source_description();
+    // The commit the broker was built from, and whether its sources had
+    // uncommitted changes.
+    report.source = release_build::source_description(&["broker", "proto", "runtime"]);
     Ok(report)
-}
-
-/// The commit the broker was built from, and whether its sources (broker,
-/// proto, runtime) had uncommitted changes, as `git` tells.
-fn source_description() -> String {
-    let repo = wasmgrid_sample_tasks::repo_root();
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    };
-    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
-        return "unknown (no git)".to_owned();
-    };
-    let changed = git(&[
-        "status",
-        "--porcelain",
-        "--",
-        "broker",
-        "proto",
-        "runtime",
-        "Cargo.toml",
-    ])
-    .unwrap_or_default();
-    let files = changed.lines().count();
-    if files == 0 {
-        format!("commit {commit}")
-    } else {
-        format!("commit {commit} + {files} uncommitted files in broker/, proto/, runtime/")
-    }
 }
 
 /// Runs `echo` once on an input of the bench's length: what every
@@ -217,17 +181,6 @@ fn best_rate(queue: &[QueuePoint], end_to_end: &[EndToEnd]) -> Option<f64> {
         .chain(queue.iter().map(QueuePoint::tasks_per_second))
         .filter(|rate| rate.is_finite() && *rate > 0.0)
         .reduce(f64::max)
-}
-
-/// "about 3.2 min".
-pub fn minutes(seconds: f64) -> String {
-    if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else if seconds < 2.0 * 3600.0 {
-        format!("{:.1} min", seconds / 60.0)
-    } else {
-        format!("{:.1} h", seconds / 3600.0)
-    }
 }
 
 /// A fresh, empty data dir for a phase.

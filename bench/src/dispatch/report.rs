@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 
 use crate::dispatch::broker::{Io, Memory, StoreSize};
 use crate::dispatch::latency::{LatencySummary, Rpc, find};
-use crate::dispatch::{DispatchPlan, EndToEnd, QueuePoint, minutes};
+use crate::dispatch::{DispatchPlan, EndToEnd, QueuePoint};
 use crate::machine::Machine;
-use crate::stats::human;
+use crate::stats::{human, minutes};
 use crate::targets::{
-    MAX_DISPATCH_P99_MILLIS, MAX_QUEUE_LENGTH_SPREAD, MAX_QUEUED_RSS_BYTES,
-    MIN_DISPATCH_TASKS_PER_SECOND, QUEUED_TASKS_FOR_RSS, met,
+    self, MAX_DISPATCH_P99_MILLIS, MAX_QUEUE_LENGTH_SPREAD, MAX_QUEUED_RSS_BYTES,
+    MIN_DISPATCH_TASKS_PER_SECOND, QUEUED_TASKS_FOR_RSS, Target,
 };
 
 /// The task count the issue's figures are about, for the forecasts.
@@ -42,19 +42,9 @@ impl DispatchReport {
     }
 
     fn render_header(&self, out: &mut String) {
-        let m = &self.machine;
         let p = &self.plan;
-        let _ = writeln!(
-            out,
-            "wasmgrid broker dispatch benchmark{} ({} in all)",
-            if p.quick { " (--quick)" } else { "" },
-            minutes(self.took.as_secs_f64())
-        );
-        let _ = writeln!(
-            out,
-            "cpu: {} | cores: {} | load avg at end: {}",
-            m.cpu_model, m.cores, m.load_average
-        );
+        self.machine
+            .render_header(out, "broker dispatch", p.quick, Some(self.took));
         let _ = writeln!(
             out,
             "broker: {} {}, on 127.0.0.1, plain gRPC, embedded SQLite (WAL, synchronous=FULL), \
@@ -322,23 +312,7 @@ impl DispatchReport {
     }
 
     fn render_targets(&self, out: &mut String) {
-        let _ = writeln!(out, "\n3. Targets (ratio = measured / target)");
-        let _ = writeln!(
-            out,
-            "  {:<6} {:<58} {:>10} {:>10} {:>7}",
-            "", "what", "measured", "target", "ratio"
-        );
-        for target in self.targets() {
-            let _ = writeln!(
-                out,
-                "  {:<6} {:<58} {:>10} {:>10} {:>7.3}",
-                target.met.map_or("N/A", met),
-                target.what,
-                target.measured,
-                target.target,
-                target.ratio
-            );
-        }
+        targets::render_table(out, 3, &self.targets());
     }
 
     pub fn to_json(&self) -> Value {
@@ -400,27 +374,9 @@ impl DispatchReport {
                 "store": store_json(run.store),
                 "errors": run.errors,
             })).collect::<Vec<_>>(),
-            "targets": self.targets().into_iter().map(|t| json!({
-                "what": t.what,
-                "measured": t.measured,
-                "target": t.target,
-                "ratio": t.ratio,
-                "met": t.met,
-            })).collect::<Vec<_>>(),
+            "targets": self.targets().iter().map(Target::to_json).collect::<Vec<_>>(),
         })
     }
-}
-
-/// One target line.
-#[derive(Debug)]
-struct Target {
-    what: String,
-    measured: String,
-    target: String,
-    ratio: f64,
-    /// `None` when the run did not measure what the target is about (a
-    /// smaller queue than the target's).
-    met: Option<bool>,
 }
 
 fn dispatch_target(what: String, dispatch: LatencySummary) -> Target {
