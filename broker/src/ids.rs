@@ -24,9 +24,15 @@ pub fn new_workload_id() -> String {
     format!("w-{}", random_hex(8))
 }
 
-/// A new lease id, `l-` and 24 hex digits.
+/// A new lease id, `l-` and 24 hex digits: the creation time in ms (12
+/// digits), then 48 random bits. Ids made later sort later, so the store's
+/// index of lease ids grows at its end, in pages that stay in the cache,
+/// instead of at random places of an index larger than the cache (at 10^6
+/// leases, every insert and every report's lookup read a page from disk).
+/// Ownership is checked by the agent's token, not by the id being secret.
 pub fn new_lease_id() -> String {
-    format!("l-{}", random_hex(12))
+    let ms = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
+    format!("l-{ms:012x}{}", random_hex(6))
 }
 
 /// A new agent id, `a-` and 16 hex digits.
@@ -54,4 +60,23 @@ pub fn task_seed(workload_id: &str, index: u32) -> u64 {
     let mut seed = [0u8; 8];
     seed.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_ids_keep_their_format_and_sort_by_creation() {
+        let first = new_lease_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_lease_id();
+        for id in [&first, &second] {
+            assert_eq!(id.len(), 26, "{id}");
+            assert!(id.starts_with("l-"), "{id}");
+            assert!(id[2..].chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        }
+        assert!(first < second, "{first} {second}");
+        assert_ne!(new_lease_id(), new_lease_id());
+    }
 }

@@ -2,7 +2,7 @@
 //! (tasks and workloads by state, task events by kind — dispatches,
 //! reports, expiries, releases, revocations —, active and disagreeing runs,
 //! agents registered and connected, ledger totals), read at each scrape, and
-//! how long writers wait for the store.
+//! how long writers wait for the store and how the group commit batches.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -154,6 +154,17 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
         "store_write_wait_seconds",
         "Time a writing transaction waited for the store's write lock",
         broker.store().write_wait().clone(),
+    );
+    let commits = broker.commit_metrics();
+    registry.register(
+        "store_group_commit_calls",
+        "Agent calls committed together in one transaction (and one fsync) by the group-commit writer",
+        commits.batch_calls.clone(),
+    );
+    registry.register(
+        "store_group_commit_seconds",
+        "Time the group-commit writer took per batch, from BEGIN to the synced COMMIT",
+        commits.batch_seconds.clone(),
     );
     let mut text = String::new();
     encode(&mut text, &registry)

@@ -115,6 +115,13 @@ async fn metrics_move_with_the_work_and_logs_carry_the_task_ids() {
         value(&after, "wasmgrid_store_write_wait_seconds_count") > 0.0,
         "writers were timed"
     );
+    // Every report (and every accept) is a call of the group commit.
+    assert!(
+        value(&after, "wasmgrid_store_group_commit_calls_sum")
+            >= value(&after, r#"wasmgrid_task_events_total{event="reported"}"#),
+        "every report went through the group commit"
+    );
+    assert!(value(&after, "wasmgrid_store_group_commit_seconds_count") > 0.0);
 
     // The agent logged one JSON object per line, each finished task with
     // its workload, index and lease.

@@ -18,6 +18,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use rusqlite::Connection;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -98,6 +99,27 @@ const QUEUE: usize = 8192;
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
+    metrics: CommitMetrics,
+}
+
+/// What the writer measures of its batches (`/metrics`).
+#[derive(Clone, Debug)]
+pub struct CommitMetrics {
+    /// Calls per committed batch.
+    pub batch_calls: Histogram,
+    /// Time per batch, from `BEGIN` to the synced `COMMIT`, in seconds.
+    pub batch_seconds: Histogram,
+}
+
+impl CommitMetrics {
+    fn new() -> CommitMetrics {
+        CommitMetrics {
+            // 1 to 1024 calls.
+            batch_calls: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            // 0.1 ms to about 1.6 s.
+            batch_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 15)),
+        }
+    }
 }
 
 impl GroupCommit {
@@ -108,14 +130,21 @@ impl GroupCommit {
         scheduler: Arc<Mutex<Scheduler>>,
     ) -> BrokerResult<GroupCommit> {
         let (jobs, queue) = mpsc::channel(QUEUE);
+        let metrics = CommitMetrics::new();
+        let measured = metrics.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_batches(&conn, queue, &scheduler))
+            .spawn(move || write_batches(&conn, queue, &scheduler, &measured))
             .map_err(|source| BrokerError::Io {
                 context: "cannot start the store's writer thread".into(),
                 source,
             })?;
-        Ok(GroupCommit { jobs })
+        Ok(GroupCommit { jobs, metrics })
+    }
+
+    /// What the writer measured so far.
+    pub(crate) fn metrics(&self) -> &CommitMetrics {
+        &self.metrics
     }
 
     /// Runs `changes` in the next batch; once it committed, applies the
@@ -138,7 +167,12 @@ fn stopped() -> BrokerError {
 
 /// The writer thread: takes every queued call (up to [`MAX_BATCH`]), runs
 /// them in one transaction, commits, then finishes them in order.
-fn write_batches(conn: &Connection, mut queue: mpsc::Receiver<Job>, scheduler: &Mutex<Scheduler>) {
+fn write_batches(
+    conn: &Connection,
+    mut queue: mpsc::Receiver<Job>,
+    scheduler: &Mutex<Scheduler>,
+    metrics: &CommitMetrics,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -149,8 +183,14 @@ fn write_batches(conn: &Connection, mut queue: mpsc::Receiver<Job>, scheduler: &
             }
         }
         let mut finished = Vec::with_capacity(batch.len());
+        let started = std::time::Instant::now();
+        let calls = batch.len();
         match run_batch(conn, &mut batch, &mut finished) {
             Ok(()) => {
+                metrics.batch_calls.observe(calls as f64);
+                metrics
+                    .batch_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 let mut scheduler = scheduler.blocking_lock();
                 for finish in finished {
                     finish(Ok(&mut scheduler));

@@ -41,6 +41,7 @@ use wasmgrid_runtime::{Runtime, RuntimeConfig};
 
 pub use self::access::Caller;
 pub use self::accounts::{AgentEarnings, LedgerTotals};
+pub use self::group_commit::CommitMetrics;
 use self::group_commit::GroupCommit;
 pub use self::report::IncomingReport;
 pub use self::submit::{NewWorkload, parse_sha256};
@@ -171,6 +172,11 @@ impl Broker {
     /// The settings.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// What the group-commit writer measured of its batches.
+    pub fn commit_metrics(&self) -> &CommitMetrics {
+        self.commits.metrics()
     }
 
     /// The agent builds the broker hosts.
