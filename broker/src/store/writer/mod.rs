@@ -34,8 +34,12 @@ use crate::error::BrokerResult;
 const CACHE_SIZE_KIB: i64 = 65_536;
 
 /// The WAL's size, in pages, past which the writer checkpoints it itself:
-/// normally the checkpoint thread (`checkpoint`) keeps it far smaller.
-pub const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+/// a last resort, since the checkpoint thread (`checkpoint`) makes the WAL
+/// start over at a quarter of it.
+pub const WRITER_AUTOCHECKPOINT_PAGES: i64 = 4 * checkpoint::RESTART_FRAMES;
+
+/// The size the WAL file is cut back to when it starts over, in bytes.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// Statements kept prepared: every statement of this module fits.
 const STATEMENT_CACHE: usize = 64;
@@ -56,6 +60,7 @@ pub fn open(path: &Path, busy_timeout: Duration) -> BrokerResult<Connection> {
     conn.pragma_update(None, "cache_size", -CACHE_SIZE_KIB)?;
     conn.pragma_update(None, "temp_store", "memory")?;
     conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
