@@ -273,8 +273,11 @@ pub async fn counts(conn: &mut SqliteConnection, id: &str) -> BrokerResult<TaskC
             _ => counts.cancelled += n,
         }
     }
+    // Through the index of active leases (a few per agent, grid-wide), not
+    // the workload's: that one holds every lease the workload ever had,
+    // and a status call at 10^6 tasks would read them all.
     let running = sqlx::query(
-        "SELECT COUNT(DISTINCT l.idx) AS n FROM leases l
+        "SELECT COUNT(DISTINCT l.idx) AS n FROM leases l INDEXED BY leases_active_by_deadline
          JOIN tasks t ON t.workload_id = l.workload_id AND t.idx = l.idx
          WHERE l.workload_id = ? AND l.state = 'active' AND t.state = 'pending'",
     )
