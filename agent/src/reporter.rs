@@ -1,6 +1,9 @@
 //! The reporter: sends finished results to the broker in the background,
 //! in order, retrying with backoff while the broker is away, and removes each
-//! from the outbox once the broker acknowledged it.
+//! from the outbox once the broker acknowledged it. Results ready together
+//! go in one `ReportResults` call (up to [`MAX_REPORTS_PER_CALL`] and
+//! [`REPORT_BATCH_BYTES`]); to a broker without that call, one
+//! `ReportResult` each.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,7 +11,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::{Code, Status};
-use wasmgrid_proto::v1::ReportResultRequest;
+use wasmgrid_proto::v1::{ReportResultRequest, ReportResultsRequest};
+use wasmgrid_proto::{MAX_REPORTS_PER_CALL, REPORT_BATCH_BYTES};
 
 use crate::backoff::Backoff;
 use crate::client::{BrokerClient, Retry};
@@ -81,6 +85,7 @@ async fn deliver_all(
     let mut queue = VecDeque::from(backlog);
     let mut backoff = Backoff::new(client.backoff);
     let mut senders_gone = false;
+    let mut batching = true;
     loop {
         if backlog_left == 0
             && let Some(done) = backlog_done.take()
@@ -90,7 +95,7 @@ async fn deliver_all(
         while let Ok(report) = receiver.try_recv() {
             queue.push_back(report);
         }
-        let Some(report) = queue.front() else {
+        if queue.is_empty() {
             match receiver.recv().await {
                 Some(report) => {
                     queue.push_back(report);
@@ -98,10 +103,23 @@ async fn deliver_all(
                 }
                 None => return,
             }
+        }
+        let batch = batch_size(&queue, batching);
+        let deliveries = if batch > 1 {
+            deliver_batch(&client, &counters, queue.range(..batch), &mut batching).await
+        } else {
+            match queue.front() {
+                Some(report) => vec![deliver(&client, &counters, report).await],
+                None => Vec::new(),
+            }
         };
-        match deliver(&client, &counters, report).await {
-            Delivery::Done => {
-                if let Some(report) = queue.pop_front() {
+        let mut retry = None;
+        for delivery in deliveries {
+            let Some(report) = queue.pop_front() else {
+                break;
+            };
+            match delivery {
+                Delivery::Done => {
                     let outbox = outbox.clone();
                     let lease_id = report.lease_id;
                     let removed =
@@ -109,11 +127,19 @@ async fn deliver_all(
                     if let Ok(Err(error)) = removed {
                         tracing::error!(%error, "cannot remove a delivered report from the outbox");
                     }
+                    backlog_left = backlog_left.saturating_sub(1);
                 }
-                backlog_left = backlog_left.saturating_sub(1);
-                backoff.reset();
+                Delivery::Retry(status) => {
+                    // To the back of the queue: one report the broker keeps
+                    // failing on must not hold up all the others.
+                    queue.push_back(report);
+                    retry = Some(status);
+                }
             }
-            Delivery::Retry(status) => {
+        }
+        match retry {
+            None => backoff.reset(),
+            Some(status) => {
                 if backoff.failures().is_multiple_of(10) {
                     tracing::warn!(
                         pending = queue.len(),
@@ -125,11 +151,6 @@ async fn deliver_all(
                 // The broker is away: the rest of the backlog would fail the
                 // same way, so the work loop need not wait for it.
                 backlog_left = 0;
-                // To the back of the queue: one report the broker keeps
-                // failing on must not hold up all the others.
-                if let Some(report) = queue.pop_front() {
-                    queue.push_back(report);
-                }
                 let pause = tokio::time::sleep(backoff.next_delay());
                 tokio::pin!(pause);
                 loop {
@@ -146,6 +167,90 @@ async fn deliver_all(
     }
 }
 
+/// How many reports from the front of `queue` go in the next call: as many
+/// as fit in one `ReportResults`, or 1 (always at least the front one).
+fn batch_size(queue: &VecDeque<ReportResultRequest>, batching: bool) -> usize {
+    if !batching {
+        return 1;
+    }
+    let mut bytes = 0;
+    let mut count = 0;
+    for report in queue.iter().take(MAX_REPORTS_PER_CALL) {
+        bytes += report.output.len() + report.stderr.len();
+        if count > 0 && bytes > REPORT_BATCH_BYTES {
+            break;
+        }
+        count += 1;
+    }
+    count.max(1)
+}
+
+/// Sends several reports in one `ReportResults` call; says what to do with
+/// each, in order. A broker without that call (an older one) turns
+/// `batching` off and gets them one by one, as does any failure of the
+/// call as a whole: only a report's own outcome may drop it.
+async fn deliver_batch<'a>(
+    client: &BrokerClient,
+    counters: &Counters,
+    reports: impl Iterator<Item = &'a ReportResultRequest> + Clone,
+    batching: &mut bool,
+) -> Vec<Delivery> {
+    let request = ReportResultsRequest {
+        reports: reports.clone().cloned().collect(),
+    };
+    let expected = request.reports.len();
+    let sent = client
+        .call("report results", Retry::Once, |mut grpc| {
+            let request = request.clone();
+            async move { grpc.report_results(request).await }
+        })
+        .await;
+    match sent {
+        Ok(response) if response.outcomes.len() == expected => reports
+            .zip(response.outcomes)
+            .map(|(report, outcome)| {
+                let answer = match Code::from_i32(outcome.code) {
+                    Code::Ok => Ok(outcome.counted),
+                    code => Err(Status::new(code, outcome.message)),
+                };
+                judge(counters, &report.lease_id, answer)
+            })
+            .collect(),
+        Ok(response) => {
+            tracing::warn!(
+                sent = expected,
+                answered = response.outcomes.len(),
+                "the broker answered a different number of reports; sending them one by one"
+            );
+            deliver_each(client, counters, reports).await
+        }
+        Err(status) if required_version(&status).is_some() => {
+            reports.map(|_| Delivery::Retry(status.clone())).collect()
+        }
+        Err(status) => {
+            if status.code() == Code::Unimplemented {
+                tracing::info!("the broker takes results one at a time (no ReportResults)");
+                *batching = false;
+            } else {
+                tracing::debug!(code = ?status.code(), detail = status.message(), "batched report failed; sending one by one");
+            }
+            deliver_each(client, counters, reports).await
+        }
+    }
+}
+
+async fn deliver_each<'a>(
+    client: &BrokerClient,
+    counters: &Counters,
+    reports: impl Iterator<Item = &'a ReportResultRequest>,
+) -> Vec<Delivery> {
+    let mut deliveries = Vec::new();
+    for report in reports {
+        deliveries.push(deliver(client, counters, report).await);
+    }
+    deliveries
+}
+
 /// Sends one report once and says what to do with it.
 async fn deliver(
     client: &BrokerClient,
@@ -159,10 +264,16 @@ async fn deliver(
             async move { grpc.report_result(report).await }
         })
         .await;
-    match sent {
-        Ok(response) => {
+    judge(counters, lease, sent.map(|response| response.counted))
+}
+
+/// What to do with a report the broker answered `answer` to: whether it
+/// counted, or why not.
+fn judge(counters: &Counters, lease: &str, answer: Result<bool, Status>) -> Delivery {
+    match answer {
+        Ok(counted) => {
             add(&counters.reports_acknowledged, 1);
-            if response.counted {
+            if counted {
                 add(&counters.reports_counted, 1);
                 tracing::info!(lease, "result reported");
             } else {

@@ -28,7 +28,10 @@ pub use convert::{
     usage_from_wire, usage_to_wire,
 };
 pub use endpoint::{EndpointError, endpoint};
-pub use limits::{MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, MODULE_CHUNK_BYTES};
+pub use limits::{
+    MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, MAX_REPORTS_PER_CALL, MODULE_CHUNK_BYTES,
+    REPORT_BATCH_BYTES,
+};
 
 /// The `wasmgrid.v1` package.
 #[allow(

@@ -13,3 +13,10 @@ pub const MAX_OUTPUT_BYTES: u64 = 32 << 20;
 /// Size of the chunks modules are streamed in, on submit and on fetch; agent
 /// builds too (`FetchAgentBuild`).
 pub const MODULE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Most reports in one `ReportResults` call.
+pub const MAX_REPORTS_PER_CALL: usize = 256;
+
+/// Most bytes of outputs and stderr an agent puts in one `ReportResults`
+/// call; a report bigger than this goes alone (by `ReportResult`).
+pub const REPORT_BATCH_BYTES: usize = 8 << 20;

@@ -739,3 +739,125 @@ async fn oversized_messages_and_broken_connections_change_nothing() {
         broker.log_tail()
     );
 }
+
+/// `ReportResults` answers each report as `ReportResult` would, in order:
+/// good ones count, a repeat is acknowledged again and pays nothing more,
+/// another agent's lease, an unknown lease and a malformed report are each
+/// refused with their own code without holding up the others; more than
+/// `MAX_REPORTS_PER_CALL` reports are refused as a whole, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_reports_are_answered_one_by_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
+    let url = broker.url();
+    let mut submission = echo_submission(3);
+    fund(&url, &mut submission).await;
+    let workload_id = submission
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let (alice, bob) = (register(&url, "alice").await, register(&url, "bob").await);
+    let mut alice = agent_client(&url, &alice).await;
+    let mut bob = agent_client(&url, &bob).await;
+    let offers = alice
+        .request_work(v1::RequestWorkRequest {
+            capacity: 2,
+            free_memory_bytes: 1 << 30,
+        })
+        .await
+        .expect("offers")
+        .into_inner()
+        .offers;
+    let tasks: Vec<TaskRef> = offers
+        .iter()
+        .filter_map(|o| o.task.clone())
+        .take(2)
+        .collect();
+    let leases = alice
+        .accept_offers(v1::AcceptOffersRequest { tasks })
+        .await
+        .expect("leases")
+        .into_inner()
+        .leases;
+    assert_eq!(leases.len(), 2);
+    let bobs = bob
+        .request_work(v1::RequestWorkRequest {
+            capacity: 1,
+            free_memory_bytes: 1 << 30,
+        })
+        .await
+        .expect("offers")
+        .into_inner()
+        .offers;
+    let bobs_lease = bob
+        .accept_offers(v1::AcceptOffersRequest {
+            tasks: bobs.iter().filter_map(|o| o.task.clone()).take(1).collect(),
+        })
+        .await
+        .expect("lease")
+        .into_inner()
+        .leases
+        .remove(0);
+
+    let too_many = alice
+        .report_results(v1::ReportResultsRequest {
+            reports: (0..=wasmgrid_proto::MAX_REPORTS_PER_CALL)
+                .map(|_| ok_report(&leases[0].lease_id, &leases[0].input))
+                .collect(),
+        })
+        .await
+        .expect_err("too many");
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+
+    let mut malformed = ok_report(&leases[1].lease_id, &leases[1].input);
+    malformed.usage = None;
+    let outcomes = alice
+        .report_results(v1::ReportResultsRequest {
+            reports: vec![
+                ok_report(&leases[0].lease_id, &leases[0].input),
+                ok_report(&bobs_lease.lease_id, &bobs_lease.input),
+                ok_report("l-unknown", b"x"),
+                malformed,
+                ok_report(&leases[0].lease_id, &leases[0].input),
+                ok_report(&leases[1].lease_id, &leases[1].input),
+            ],
+        })
+        .await
+        .expect("answered")
+        .into_inner()
+        .outcomes;
+    let codes: Vec<Code> = outcomes.iter().map(|o| Code::from(o.code)).collect();
+    assert_eq!(
+        codes,
+        vec![
+            Code::Ok,
+            Code::PermissionDenied,
+            Code::NotFound,
+            Code::InvalidArgument,
+            Code::Ok,
+            Code::Ok,
+        ],
+        "{outcomes:?}"
+    );
+    assert!(outcomes[0].counted && outcomes[5].counted, "{outcomes:?}");
+    // The repeat, in the same call, is acknowledged as the first report was.
+    assert!(outcomes[4].counted, "{outcomes:?}");
+
+    // Bob's own report still counts; each run is paid once.
+    let bobs_report = bob
+        .report_result(ok_report(&bobs_lease.lease_id, &bobs_lease.input))
+        .await
+        .expect("bob reports")
+        .into_inner();
+    assert!(bobs_report.counted);
+    let tasks = tasks_of(&url, &workload_id).await;
+    let done = tasks
+        .iter()
+        .filter(|task| task.state == v1::TaskState::Done as i32)
+        .count();
+    assert_eq!(done, 3, "{tasks:?}");
+    for task in &tasks {
+        assert_eq!(task.history.len(), 1, "{task:?}");
+    }
+    assert_ledger_consistent(&url).await;
+}

@@ -25,7 +25,7 @@ use wasmgrid_proto::v1::{
     ExtendLeaseRequest, ExtendLeaseResponse, FetchAgentBuildRequest, FetchModuleRequest, Lease,
     LedgerEntry, Limits, ModuleChunk, Offer, RegisterRequest, RegisterResponse,
     ReleaseLeaseRequest, ReleaseLeaseResponse, ReportResultRequest, ReportResultResponse,
-    RequestWorkRequest, RequestWorkResponse, TaskRef,
+    ReportResultsRequest, ReportResultsResponse, RequestWorkRequest, RequestWorkResponse, TaskRef,
 };
 
 /// Modules are streamed in chunks this small, so assembly is exercised.
@@ -420,6 +420,15 @@ impl AgentService for Service {
                 deadline_unix_ms: now_ms() + i64::try_from(state.lease_ms).unwrap_or(0),
             }))
         })
+    }
+
+    /// A broker from before batched reports: the agent must fall back to
+    /// one `ReportResult` per result.
+    async fn report_results(
+        &self,
+        _request: Request<ReportResultsRequest>,
+    ) -> Result<Response<ReportResultsResponse>, Status> {
+        Err(Status::unimplemented("ReportResults"))
     }
 
     async fn report_result(

@@ -3,7 +3,7 @@
 //! agent protocol to the broker over loopback. A cycle is the real agent's:
 //! `RequestWork(capacity = slots)`, `AcceptOffers` of the first `slots`
 //! offers (which declines the others), `FetchModule` once per module, then
-//! one `ReportResult` per lease; with a task time, the agent first waits
+//! one `ReportResults` with every lease's result; with a task time, the agent first waits
 //! that long, extending its leases (`ExtendLease`) every third of their
 //! lease time as the real agent does. The task is not run: each report
 //! carries what the real `echo` task produces (its input as output, and the
@@ -421,27 +421,43 @@ impl SimAgent {
             self.run_for(run, &accepted.leases, recording, latencies)
                 .await?;
         }
-        for lease in accepted.leases {
-            let report_started = Instant::now();
-            let counted = self
-                .client
-                .report_result(v1::ReportResultRequest {
-                    lease_id: lease.lease_id,
-                    status: Some(status_to_wire(&wasmgrid_runtime::Status::Ok)),
-                    // What `echo` outputs: its input.
-                    output: lease.input,
-                    stderr: Vec::new(),
-                    usage: Some(usage_to_wire(&self.reply.usage)),
-                })
-                .await
-                .map_err(|status| rpc_error(Rpc::ReportResult, &status))?
-                .into_inner()
-                .counted;
-            if recording {
-                latencies.record(Rpc::ReportResult, report_started.elapsed());
+        // Every result of the cycle in one call, as the real agent's
+        // reporter sends what it has ready.
+        let reports: Vec<v1::ReportResultRequest> = accepted
+            .leases
+            .into_iter()
+            .map(|lease| v1::ReportResultRequest {
+                lease_id: lease.lease_id,
+                status: Some(status_to_wire(&wasmgrid_runtime::Status::Ok)),
+                // What `echo` outputs: its input.
+                output: lease.input,
+                stderr: Vec::new(),
+                usage: Some(usage_to_wire(&self.reply.usage)),
+            })
+            .collect();
+        if reports.is_empty() {
+            return Ok(None);
+        }
+        let report_started = Instant::now();
+        let outcomes = self
+            .client
+            .report_results(v1::ReportResultsRequest { reports })
+            .await
+            .map_err(|status| rpc_error(Rpc::ReportResults, &status))?
+            .into_inner()
+            .outcomes;
+        if recording {
+            latencies.record(Rpc::ReportResults, report_started.elapsed());
+        }
+        for outcome in outcomes {
+            if outcome.code != tonic::Code::Ok as i32 {
+                return Err(rpc_error(
+                    Rpc::ReportResults,
+                    &tonic::Status::new(tonic::Code::from(outcome.code), outcome.message),
+                ));
             }
             counters.reports.fetch_add(1, Ordering::Relaxed);
-            if counted {
+            if outcome.counted {
                 counters.counted.fetch_add(1, Ordering::Relaxed);
             }
         }

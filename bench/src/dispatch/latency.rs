@@ -16,6 +16,9 @@ pub enum Rpc {
     FetchModule,
     ExtendLease,
     ReportResult,
+    /// All of a cycle's results in one call, as the real agent sends the
+    /// results it has ready.
+    ReportResults,
     /// One cycle of getting work: `RequestWork` sent to `AcceptOffers`
     /// answered with leases, for the cycles that got offers.
     Dispatch,
@@ -24,13 +27,14 @@ pub enum Rpc {
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 9] = [
+    pub const ALL: [Rpc; 10] = [
         Rpc::Register,
         Rpc::RequestWork,
         Rpc::AcceptOffers,
         Rpc::FetchModule,
         Rpc::ExtendLease,
         Rpc::ReportResult,
+        Rpc::ReportResults,
         Rpc::Dispatch,
         Rpc::SubmitWorkload,
         Rpc::GetStatus,
@@ -48,6 +52,7 @@ impl Rpc {
             Rpc::FetchModule => "FetchModule",
             Rpc::ExtendLease => "ExtendLease",
             Rpc::ReportResult => "ReportResult",
+            Rpc::ReportResults => "ReportResults",
             Rpc::Dispatch => "dispatch (RequestWork→leases)",
             Rpc::SubmitWorkload => "SubmitWorkload (stream)",
             Rpc::GetStatus => "GetStatus",

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 use wasmgrid_proto::v1::agent_service_server::AgentService;
 use wasmgrid_proto::v1::{self, TaskRef};
 use wasmgrid_proto::{
-    AGENT_VERSION_HEADER, MODULE_CHUNK_BYTES, limits_to_wire, status_from_wire, usage_from_wire,
+    AGENT_VERSION_HEADER, MAX_REPORTS_PER_CALL, MODULE_CHUNK_BYTES, limits_to_wire,
+    status_from_wire, usage_from_wire,
 };
 
 use crate::agent_dist::{self, AgentBuild};
@@ -227,23 +228,49 @@ impl AgentService for AgentApi {
         request: Request<v1::ReportResultRequest>,
     ) -> Result<Response<v1::ReportResultResponse>, Status> {
         let agent = self.agent(&request).await?;
-        let r = request.into_inner();
-        let status = status_from_wire(r.status.as_ref())
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let (usage, metering_version) = usage_from_wire(r.usage.as_ref())
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let report = IncomingReport {
-            lease_id: r.lease_id,
-            status,
-            output: r.output,
-            stderr: r.stderr,
-            fuel_consumed: usage.fuel_consumed,
-            peak_memory: usage.peak_memory_bytes,
-            wall_time_ms: u64::try_from(usage.wall_time.as_millis()).unwrap_or(u64::MAX),
-            metering_version,
-        };
+        let report = incoming_report(request.into_inner())?;
         let counted = self.broker.report(&agent, report).await?;
         Ok(Response::new(v1::ReportResultResponse { counted }))
+    }
+
+    #[tracing::instrument(name = "ReportResults", skip_all, fields(agent = tracing::field::Empty, reports = request.get_ref().reports.len()))]
+    async fn report_results(
+        &self,
+        request: Request<v1::ReportResultsRequest>,
+    ) -> Result<Response<v1::ReportResultsResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let reports = request.into_inner().reports;
+        if reports.len() > MAX_REPORTS_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "{} reports in one call; at most {MAX_REPORTS_PER_CALL}",
+                reports.len()
+            )));
+        }
+        // All at once, so they land in the same group commit.
+        let outcomes = futures::future::join_all(reports.into_iter().map(|report| {
+            let agent = &agent;
+            async move {
+                let report = incoming_report(report)?;
+                Ok::<_, Status>(self.broker.report(agent, report).await?)
+            }
+        }))
+        .await;
+        let outcomes = outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(counted) => v1::ReportOutcome {
+                    counted,
+                    code: Code::Ok as i32,
+                    message: String::new(),
+                },
+                Err(status) => v1::ReportOutcome {
+                    counted: false,
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                },
+            })
+            .collect();
+        Ok(Response::new(v1::ReportResultsResponse { outcomes }))
     }
 
     #[tracing::instrument(name = "ReleaseLease", skip_all, fields(agent = tracing::field::Empty, lease = %request.get_ref().lease_id))]
@@ -338,4 +365,22 @@ fn agent_build(build: &AgentBuild) -> v1::AgentBuild {
         sha256: build.sha256.clone(),
         size: build.size,
     }
+}
+
+/// A report as the broker takes it, from the wire.
+fn incoming_report(r: v1::ReportResultRequest) -> Result<IncomingReport, Status> {
+    let status =
+        status_from_wire(r.status.as_ref()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let (usage, metering_version) =
+        usage_from_wire(r.usage.as_ref()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(IncomingReport {
+        lease_id: r.lease_id,
+        status,
+        output: r.output,
+        stderr: r.stderr,
+        fuel_consumed: usage.fuel_consumed,
+        peak_memory: usage.peak_memory_bytes,
+        wall_time_ms: u64::try_from(usage.wall_time.as_millis()).unwrap_or(u64::MAX),
+        metering_version,
+    })
 }
