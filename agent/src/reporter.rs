@@ -186,9 +186,10 @@ fn batch_size(queue: &VecDeque<ReportResultRequest>, batching: bool) -> usize {
 }
 
 /// Sends several reports in one `ReportResults` call; says what to do with
-/// each, in order. A broker without that call (an older one) turns
-/// `batching` off and gets them one by one, as does any failure of the
-/// call as a whole: only a report's own outcome may drop it.
+/// each, in order. Only a report's own outcome may drop it. A broker
+/// without that call (an older one) turns `batching` off and gets them one
+/// by one, as does a refusal of the call as a whole; while the broker is
+/// away, all are retried later, with no call per report.
 async fn deliver_batch<'a>(
     client: &BrokerClient,
     counters: &Counters,
@@ -224,18 +225,20 @@ async fn deliver_batch<'a>(
             );
             deliver_each(client, counters, reports).await
         }
-        Err(status) if required_version(&status).is_some() => {
-            reports.map(|_| Delivery::Retry(status.clone())).collect()
-        }
-        Err(status) => {
-            if status.code() == Code::Unimplemented {
-                tracing::info!("the broker takes results one at a time (no ReportResults)");
-                *batching = false;
-            } else {
-                tracing::debug!(code = ?status.code(), detail = status.message(), "batched report failed; sending one by one");
-            }
+        Err(status) if status.code() == Code::Unimplemented => {
+            tracing::info!("the broker takes results one at a time (no ReportResults)");
+            *batching = false;
             deliver_each(client, counters, reports).await
         }
+        // The call as a whole was refused (too many, too big): each report
+        // may still be fine on its own.
+        Err(status) if required_version(&status).is_none() && never_accepted(status.code()) => {
+            tracing::debug!(code = ?status.code(), detail = status.message(), "batched report refused; sending one by one");
+            deliver_each(client, counters, reports).await
+        }
+        // The broker is away or refuses this agent's version: every report
+        // would fail the same way one by one; all are tried again later.
+        Err(status) => reports.map(|_| Delivery::Retry(status.clone())).collect(),
     }
 }
 
