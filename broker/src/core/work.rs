@@ -86,21 +86,20 @@ impl Broker {
     ) -> BrokerResult<(Vec<GrantedLease>, Vec<TaskKey>)> {
         let now = now_ms();
         let deadline = now + duration_ms(self.config.lease_timeout);
-        let any_undecided = {
-            let scheduler = self.scheduler.lock().await;
-            tasks.iter().any(|task| scheduler.is_undecided(task))
-        };
-        // Read before the scheduler is locked again: only adaptive
-        // replication needs the agent's record. A task that turns undecided
-        // meanwhile is replicated, which is always safe.
-        let trusted = any_undecided && {
+        let mut scheduler = self.scheduler.lock().await;
+        // Only adaptive replication needs the agent's record, read without
+        // the scheduler lock. A task that turns undecided meanwhile is
+        // replicated, which is always safe.
+        let mut trusted = false;
+        if tasks.iter().any(|task| scheduler.is_undecided(task)) {
+            drop(scheduler);
             let mut conn = self.store.conn().await?;
-            agents::record(&mut conn, agent_id)
+            trusted = agents::record(&mut conn, agent_id)
                 .await?
-                .is_some_and(|(record, _, _)| record.trusted(self.config.trust_after))
-        };
-        let (taken, mut rejected) = {
-            let mut scheduler = self.scheduler.lock().await;
+                .is_some_and(|(record, _, _)| record.trusted(self.config.trust_after));
+            scheduler = self.scheduler.lock().await;
+        }
+        let (taken, keys, mut rejected) = {
             let mut taken: Vec<Taken> = Vec::new();
             let mut rejected = Vec::new();
             for task in tasks {
@@ -127,12 +126,12 @@ impl Broker {
             }
             let keys: Vec<TaskKey> = taken.iter().map(|t| t.task.clone()).collect();
             scheduler.decline_others(agent_id, &keys);
-            (taken, rejected)
+            drop(scheduler);
+            (taken, keys, rejected)
         };
         if taken.is_empty() {
             return Ok((Vec::new(), rejected));
         }
-        let keys: Vec<TaskKey> = taken.iter().map(|t| t.task.clone()).collect();
         let agent = agent_id.to_owned();
         let committed = self
             .commits

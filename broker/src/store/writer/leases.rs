@@ -29,31 +29,34 @@ pub fn insert(conn: &Connection, lease: &LeaseRow) -> BrokerResult<()> {
 
 /// One lease, without its agent's owner and address.
 pub fn get(conn: &Connection, id: &str) -> BrokerResult<Option<LeaseRow>> {
-    let mut statement =
-        conn.prepare_cached(&format!("SELECT {OWN_COLUMNS} FROM leases WHERE id = ?"))?;
-    let mut rows = statement.query([id])?;
-    rows.next()?.map(from_row).transpose()
+    let sql = format!("SELECT {OWN_COLUMNS} FROM leases WHERE id = ?");
+    Ok(select(conn, &sql, params![id])?.pop())
 }
 
 /// Every lease of a task, oldest first.
 pub fn of_task(conn: &Connection, workload_id: &str, index: u32) -> BrokerResult<Vec<LeaseRow>> {
-    let mut statement = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM leases WHERE workload_id = ? AND idx = ? ORDER BY started_ms, id"
-    ))?;
-    let mut rows = statement.query(params![workload_id, index])?;
-    let mut leases = Vec::new();
-    while let Some(row) = rows.next()? {
-        leases.push(from_row(row)?);
-    }
-    Ok(leases)
+    );
+    select(conn, &sql, params![workload_id, index])
 }
 
 /// Active leases whose deadline has passed (at most 1000 at a time).
 pub fn expired(conn: &Connection, now_ms: i64) -> BrokerResult<Vec<LeaseRow>> {
-    let mut statement = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM leases WHERE state = 'active' AND deadline_ms < ? LIMIT 1000"
-    ))?;
-    let mut rows = statement.query([now_ms])?;
+    );
+    select(conn, &sql, params![now_ms])
+}
+
+/// The leases a query of lease columns returns.
+fn select(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> BrokerResult<Vec<LeaseRow>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
     let mut leases = Vec::new();
     while let Some(row) = rows.next()? {
         leases.push(from_row(row)?);
