@@ -34,8 +34,8 @@ pub struct RuntimeConfig {
     /// costs; without it `fuel_consumed` is 0 and the fuel limit is ignored.
     pub fuel_metering: bool,
     /// Percent of the time each task thread may compute (1 to 100), as
-    /// BOINC's CPU throttling: below 100, a task sleeps after each epoch
-    /// tick so that it runs this share of the time. A task's wall-time limit
+    /// BOINC's CPU throttling: below 100, a task sleeps at each of its
+    /// yields (every slice of fuel) so that it runs this share of the time. A task's wall-time limit
     /// then counts its running time only, so throttling never makes it time
     /// out; its fuel and output do not change.
     pub cpu_percent: u8,

@@ -1,5 +1,6 @@
 //! The wasmtime engines, one per stack size class, all configured for
-//! determinism and metering, and the epoch ticker that enforces wall time.
+//! determinism and metering, and the epoch ticker that paces unmetered
+//! tasks (metered ones yield on fuel instead: see `sandbox`).
 //!
 //! wasmtime fixes the wasm stack limit per engine, so each stack class
 //! ([`Limits::stack_class`](crate::Limits)) gets its own engine, created on
@@ -22,8 +23,9 @@ use crate::outcome::METERING_VERSION;
 use crate::wasi::{self, TaskState};
 use crate::{RuntimeConfig, RuntimeError};
 
-/// How often the epoch advances. Wall-time limits are enforced to within one
-/// tick; 5 ms keeps that tight while costing one atomic add per engine.
+/// How often the epoch advances, when tasks are not metered: an unmetered
+/// task yields at each tick, so its wall-time limit is enforced to within
+/// one tick; 5 ms keeps that tight while costing one atomic add per engine.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Fuel per 64 KiB page requested by `memory.grow` (wasmtime charges none by
@@ -46,13 +48,18 @@ pub(crate) struct Engines {
     classes: Mutex<HashMap<usize, Arc<EngineClass>>>,
     /// What the epoch ticker advances.
     ticked: Arc<Mutex<Vec<Engine>>>,
-    _ticker: EpochTicker,
+    /// Only without fuel metering: metered tasks yield on fuel.
+    _ticker: Option<EpochTicker>,
 }
 
 impl Engines {
     pub(crate) fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let ticked = Arc::new(Mutex::new(Vec::new()));
-        let ticker = EpochTicker::start(Arc::clone(&ticked))?;
+        let ticker = if config.fuel_metering {
+            None
+        } else {
+            Some(EpochTicker::start(Arc::clone(&ticked))?)
+        };
         Ok(Engines {
             config,
             classes: Mutex::new(HashMap::new()),
@@ -105,10 +112,13 @@ fn build_engine(config: &RuntimeConfig, stack_bytes: usize) -> Result<Engine, Ru
 fn base_config(config: &RuntimeConfig, stack_bytes: usize) -> Config {
     let mut wasm = Config::new();
     wasm.consume_fuel(config.fuel_metering)
-        .epoch_interruption(true)
+        // A metered task yields every `sandbox::FUEL_PER_SLICE` of fuel, where
+        // its time is kept; an epoch check in every loop and function would
+        // only repeat the fuel check, and cost a quarter of a tight loop.
+        .epoch_interruption(!config.fuel_metering)
         .max_wasm_stack(stack_bytes)
-        // wasmtime checks the wasm stack against the async stack even though
-        // tasks never run async; keep the unused async stack large enough.
+        // Tasks run on a fiber stack of this size (they are futures, polled
+        // by the task thread): the wasm stack plus room for host calls.
         .async_stack_size(stack_bytes + (1 << 20))
         // NaN bit patterns are the one non-determinism of scalar and SIMD
         // float arithmetic across CPUs.
@@ -133,6 +143,7 @@ fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
     let slots = u32::try_from(config.max_concurrent_tasks.get()).unwrap_or(u32::MAX);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_core_instances(slots)
+        .total_stacks(slots)
         .total_memories(slots)
         .total_tables(slots.saturating_mul(4))
         .max_memories_per_module(1)
@@ -197,10 +208,4 @@ impl Drop for EpochTicker {
             let _ = thread.join();
         }
     }
-}
-
-/// Epoch ticks that cover `wall_time`, plus one for the tick in progress.
-pub(crate) fn deadline_ticks(wall_time: Duration) -> u64 {
-    let ticks = wall_time.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
-    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
 }

@@ -26,7 +26,8 @@
 //! - `runtime`: [`Runtime`], the entry point: checks limits, dispatches.
 //! - `limits`, `outcome`, `config`: the types in and out.
 //! - `module_hash`: [`ModuleHash`] and [`TaskModule`], modules by sha256.
-//! - `engine`: wasmtime engines per stack class and the epoch ticker.
+//! - `engine`: wasmtime engines per stack class and the epoch ticker (for
+//!   unmetered runs only).
 //! - `module_cache`: compile once, in memory; `artifact_dir`: on disk.
 //! - `command_shape`: what makes a module a runnable task.
 //! - `declared_sizes`: initial memory and table sizes, read before compiling.

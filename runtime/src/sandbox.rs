@@ -1,17 +1,41 @@
 //! Runs one prepared task in a fresh store: zeroed memory, the memory cap,
 //! fuel metered from `_start` on, the wall-clock deadline, captured stdio;
 //! and turns however it ended into an [`Outcome`].
+//!
+//! # How wall time is enforced
+//!
+//! The task runs as a future (wasmtime's `*_async` calls, on a fiber stack)
+//! that this thread polls itself. The task gives control back
+//! periodically: with metering, each [`FUEL_PER_SLICE`] of fuel; without
+//! (benchmarks only), at each epoch tick. At each of these yields the
+//! [`Pacer`] adds up the time the task ran, ends it when that reaches the
+//! wall-time limit (the future is dropped, which unwinds the task), and
+//! sleeps when the task is throttled. So a metered task carries no epoch
+//! check in its loops: wasmtime's fuel check, there anyway, is the only
+//! check, which makes tight loops about a quarter faster (docs/runtime.md).
 
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap};
 
-use crate::engine::{EngineClass, deadline_ticks};
+use crate::engine::EngineClass;
 use crate::limiter::{MemoryCap, MemoryCapExceeded};
 use crate::module_cache::Prepared;
 use crate::outcome::{METERING_VERSION, Outcome, Status, Usage};
 use crate::wasi::{OutputCapExceeded, ProcExit, TaskState};
 use crate::{Limits, RuntimeConfig};
+
+/// Fuel a metered task runs between two yields to the [`Pacer`]: 0.2–1 ms
+/// of computation at the 2–12 Gfuel/s tasks run at here, so a time limit
+/// or a throttle acts within about a millisecond, and the yields (a fiber
+/// switch each) cost well under 0.1 %. The slowest fuel a task can burn is
+/// touching a fresh page per few operators (a page fault each, a few M
+/// fuel/s), which stretches one slice to under a second; a task's memory
+/// cap bounds how long it can keep that up.
+pub(crate) const FUEL_PER_SLICE: u64 = 2_000_000;
 
 /// One task's run. `metering` is the runtime's fuel setting.
 pub(crate) fn run(
@@ -32,31 +56,39 @@ pub(crate) fn run(
     );
     let mut store = Store::new(&class.engine, state);
     store.limiter(|state| &mut state.limiter);
-    if config.cpu_percent >= 100 {
-        store.set_epoch_deadline(deadline_ticks(limits.wall_time));
-        store.epoch_deadline_trap();
+    if config.fuel_metering {
+        // Only fails when metering is off in the engine, checked above.
+        let _ = store.fuel_async_yield_interval(Some(FUEL_PER_SLICE));
     } else {
-        throttle(&mut store, limits.wall_time, config.cpu_percent);
+        store.epoch_deadline_async_yield_and_update(1);
     }
+    let mut pacer = Pacer::new(limits.wall_time, config.cpu_percent);
     // Instantiation gets the same budget but is not billed: its cost differs
     // between platforms (wasmtime #14331), and a module has no start function
     // (checked when prepared), so no task code runs before `_start`.
     set_fuel(&mut store, config, limits.fuel);
 
-    let result = prepared
-        .instance_pre
-        .instantiate(&mut store)
-        .map_err(|error| (error, true))
-        .and_then(|instance| {
+    let instance = pacer.drive(prepared.instance_pre.instantiate_async(&mut store));
+    let result = match instance {
+        None => Err(Ended::TimedOut),
+        Some(Err(error)) => Err(Ended::Failed(error, true)),
+        Some(Ok(instance)) => {
             let memory = instance.get_memory(&mut store, "memory");
             store.data_mut().memory = memory;
-            let start = instance
-                .get_typed_func::<(), ()>(&mut store, "_start")
-                .map_err(|error| (error, true))?;
-            set_fuel(&mut store, config, limits.fuel);
-            store.data_mut().fuel_budget = config.fuel_metering.then_some(limits.fuel);
-            start.call(&mut store, ()).map_err(|error| (error, false))
-        });
+            match instance.get_typed_func::<(), ()>(&mut store, "_start") {
+                Err(error) => Err(Ended::Failed(error, true)),
+                Ok(start) => {
+                    set_fuel(&mut store, config, limits.fuel);
+                    store.data_mut().fuel_budget = config.fuel_metering.then_some(limits.fuel);
+                    match pacer.drive(start.call_async(&mut store, ())) {
+                        None => Err(Ended::TimedOut),
+                        Some(Ok(())) => Ok(()),
+                        Some(Err(error)) => Err(Ended::Failed(error, false)),
+                    }
+                }
+            }
+        }
+    };
 
     let fuel_consumed = match store.data().fuel_budget {
         Some(budget) => budget.saturating_sub(store.get_fuel().unwrap_or(0)),
@@ -69,7 +101,8 @@ pub(crate) fn run(
     let state = store.into_data();
     let status = match result {
         Ok(()) => Status::Ok,
-        Err((error, during_instantiation)) => status_of(&error, during_instantiation),
+        Err(Ended::TimedOut) => Status::Timeout,
+        Err(Ended::Failed(error, during_instantiation)) => status_of(&error, during_instantiation),
     };
     Outcome {
         status,
@@ -85,25 +118,68 @@ pub(crate) fn run(
     }
 }
 
-/// Duty-cycle throttling: each time the epoch ticks, the task sleeps for as
-/// long as it ran since it last woke, scaled so that it runs `cpu_percent`
-/// of the time; the wall-time limit counts the time it ran, not the time it
-/// slept.
-fn throttle(store: &mut Store<TaskState>, wall_time: Duration, cpu_percent: u8) {
-    let percent = u32::from(cpu_percent.max(1));
-    let mut running = Duration::ZERO;
-    let mut woke = Instant::now();
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        let ran = woke.elapsed();
-        running += ran;
-        if running >= wall_time {
-            return Err(wasmtime::Error::new(Trap::Interrupt));
+/// How a run that did not return ended.
+enum Ended {
+    /// The pacer ended it at its wall-time limit.
+    TimedOut,
+    /// It failed; `true` while it was being instantiated.
+    Failed(wasmtime::Error, bool),
+}
+
+/// Polls a task's future on this thread and keeps its time: at each yield
+/// it adds the time the task ran since the last one, ends the task once
+/// that reaches the wall-time limit, and, when throttled, sleeps so that the
+/// task runs `cpu_percent` of the time (BOINC's duty cycle). The limit
+/// counts the time the task ran, not the time it slept.
+struct Pacer {
+    wall_time: Duration,
+    cpu_percent: u32,
+    /// Time the task ran up to its last yield.
+    running: Duration,
+    /// When the task last resumed.
+    resumed: Instant,
+}
+
+impl Pacer {
+    fn new(wall_time: Duration, cpu_percent: u8) -> Pacer {
+        Pacer {
+            wall_time,
+            cpu_percent: u32::from(cpu_percent.clamp(1, 100)),
+            running: Duration::ZERO,
+            resumed: Instant::now(),
         }
-        std::thread::sleep(ran * (100 - percent) / percent);
-        woke = Instant::now();
-        Ok(UpdateDeadline::Continue(1))
-    });
+    }
+
+    /// Runs `future` to its end; `None` if it reached the wall-time limit
+    /// first (the future is then dropped, which ends the task).
+    fn drive<F: Future>(&mut self, future: F) -> Option<F::Output> {
+        let mut future = pin!(future);
+        // wasmtime's futures ask to be polled again at every yield; nothing
+        // else wakes them, so a waker that does nothing is enough.
+        let mut context = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+                return Some(output);
+            }
+            if !self.yielded() {
+                return None;
+            }
+        }
+    }
+
+    /// Accounts for a yield; false once the task is out of time.
+    fn yielded(&mut self) -> bool {
+        let ran = self.resumed.elapsed();
+        self.running += ran;
+        if self.running >= self.wall_time {
+            return false;
+        }
+        if self.cpu_percent < 100 {
+            std::thread::sleep(ran * (100 - self.cpu_percent) / self.cpu_percent);
+        }
+        self.resumed = Instant::now();
+        true
+    }
 }
 
 fn set_fuel(store: &mut Store<TaskState>, config: &RuntimeConfig, fuel: u64) {

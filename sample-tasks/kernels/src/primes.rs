@@ -67,24 +67,115 @@ pub fn count_primes(start: u64, end: u64) -> u64 {
         let high = low + length as u64;
         let segment = &mut segment[..length];
         segment.fill(1);
-        for (&prime, next) in base_primes.iter().zip(&mut next_multiple) {
-            if *next >= high {
-                continue;
-            }
-            // Odd multiples of `prime` are `prime` candidates apart.
-            let step = prime as usize;
-            // `*next` is in `[low, high)`, so the offset is below `length`.
-            let mut index = (*next - low) as usize;
-            while index < length {
-                segment[index] = 0;
-                index += step;
-            }
-            *next = low + index as u64;
-        }
-        count += segment.iter().map(|&flag| u64::from(flag)).sum::<u64>();
+        sieve_segment(segment, low, &base_primes, &mut next_multiple);
+        count += count_flags(segment);
         low = high;
     }
     count
+}
+
+/// Crosses off, in the segment of candidates `[low, low + segment.len())`,
+/// the multiples of every base prime whose next multiple lies in it, and
+/// moves each prime's next multiple past the segment.
+///
+/// Never inlined, here and in [`count_flags`]: inlined into the task's one
+/// big `main`, the loops' few values (the slice's base and length, the
+/// index, the step) compete for registers with everything else there, and
+/// Cranelift, a simpler register allocator than LLVM's, reloads them from
+/// the stack at every store. On their own the loops keep more of them in
+/// registers. One call per segment, not per prime: a wasm call costs a
+/// prologue with stack and fuel bookkeeping, and most base primes have no
+/// multiple or only one in a segment.
+#[inline(never)]
+fn sieve_segment(segment: &mut [u8], low: u64, base_primes: &[u32], next_multiple: &mut [u64]) {
+    let high = low + segment.len() as u64;
+    for (&prime, next) in base_primes.iter().zip(next_multiple) {
+        if *next >= high {
+            continue;
+        }
+        // Odd multiples of `prime` are `prime` candidates apart.
+        // `*next` is in `[low, high)`, so the offset is below the length.
+        let index = cross_off(segment, (*next - low) as usize, prime as usize);
+        *next = low + index as u64;
+    }
+}
+
+/// Clears every `step`-th flag of `segment` from `index` on; returns the
+/// first index past the end, where the next segment goes on.
+///
+/// Four stores per loop trip. The loop is three instructions per store, so
+/// whatever a trip costs besides the store weighs heavily: natively a
+/// compare and a branch, in a metered sandbox also the fuel and deadline
+/// checks wasmtime puts at every loop header. Four stores a trip pay those
+/// once for four (wasm compilers do not unroll loops themselves).
+#[inline(always)]
+fn cross_off(segment: &mut [u8], mut index: usize, step: usize) -> usize {
+    let length = segment.len();
+    // Below this, the trip's last store `index + 3 * step` is in bounds.
+    // A step too large for that saturates, and the plain loop does the rest.
+    let unrolled_end = length.saturating_sub(step.saturating_mul(3));
+    let flags = segment.as_mut_ptr();
+    while index < unrolled_end {
+        // SAFETY: `index < length - 3 * step`, so the four indices
+        // `index + k * step` (k ≤ 3) are below `length`, in `segment`.
+        unsafe {
+            *flags.add(index) = 0;
+            *flags.add(index + step) = 0;
+            *flags.add(index + 2 * step) = 0;
+            *flags.add(index + 3 * step) = 0;
+        }
+        index += 4 * step;
+    }
+    while index < length {
+        segment[index] = 0;
+        index += step;
+    }
+    index
+}
+
+/// Number of flags set in `segment`, whose flags are all 0 or 1.
+///
+/// Eight flags at a time, as one little-endian `u64` whose bytes add up
+/// without carrying from one into the next (each byte of the running sum
+/// stays below 256 for [`WORDS_PER_SUM`] words): an eighth of the loop
+/// trips of a byte loop, which matters in a sandbox that meters every trip;
+/// natively the compiler vectorises either form.
+#[inline(never)]
+fn count_flags(segment: &[u8]) -> u64 {
+    let mut words = segment.chunks_exact(8);
+    let mut count = 0;
+    let mut sum = 0u64;
+    let mut summed = 0;
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        sum += u64::from_le_bytes(bytes);
+        summed += 1;
+        if summed == WORDS_PER_SUM {
+            count += byte_total(sum);
+            sum = 0;
+            summed = 0;
+        }
+    }
+    count += byte_total(sum);
+    count
+        + words
+            .remainder()
+            .iter()
+            .map(|&flag| u64::from(flag))
+            .sum::<u64>()
+}
+
+/// Words of 0/1 bytes that [`count_flags`] adds before it folds the sum: each
+/// byte then holds at most 255.
+const WORDS_PER_SUM: u32 = 255;
+
+/// The sum of the eight bytes of `word`.
+fn byte_total(word: u64) -> u64 {
+    // Pairs of bytes into four 16-bit lanes (each at most 510), then the
+    // lanes into the top 16 bits (at most 2040, no overflow).
+    let lanes = (word & 0x00ff_00ff_00ff_00ff) + ((word >> 8) & 0x00ff_00ff_00ff_00ff);
+    lanes.wrapping_mul(0x0001_0001_0001_0001) >> 48
 }
 
 /// Candidate index of the first odd multiple of `prime` that the sieve must
@@ -199,6 +290,52 @@ mod tests {
         let end = start + 300;
         let expected = (start..end).filter(|&n| is_prime_naive(n)).count() as u64;
         assert_eq!(count_primes(start, end), expected);
+    }
+
+    #[test]
+    fn flags_are_counted_in_every_length_and_pattern() {
+        for length in [
+            0,
+            1,
+            7,
+            8,
+            9,
+            255 * 8 - 1,
+            255 * 8,
+            255 * 8 + 9,
+            SEGMENT_BYTES,
+        ] {
+            let all = vec![1u8; length];
+            assert_eq!(count_flags(&all), length as u64, "all set, {length}");
+            let some: Vec<u8> = (0..length).map(|i| u8::from(i % 3 == 0)).collect();
+            assert_eq!(
+                count_flags(&some),
+                length.div_ceil(3) as u64,
+                "every third, {length}"
+            );
+        }
+    }
+
+    #[test]
+    fn crossing_off_clears_exactly_every_step() {
+        for (length, start, step) in [
+            (100, 0, 1),
+            (100, 5, 7),
+            (100, 99, 3),
+            (10, 2, 40),
+            (64, 1, 21),
+        ] {
+            let mut segment = vec![1u8; length];
+            let next = cross_off(&mut segment, start, step);
+            let expected: Vec<u8> = (0..length)
+                .map(|i| u8::from(i < start || (i - start) % step != 0))
+                .collect();
+            assert_eq!(
+                segment, expected,
+                "length {length}, start {start}, step {step}"
+            );
+            assert!(next >= length && next < length + step && (next - start) % step == 0);
+        }
     }
 
     #[test]
