@@ -334,7 +334,7 @@ mod tests {
                 segment, expected,
                 "length {length}, start {start}, step {step}"
             );
-            assert!(next >= length && next < length + step && (next - start) % step == 0);
+            assert!(next >= length && next < length + step && (next - start).is_multiple_of(step));
         }
     }
 
