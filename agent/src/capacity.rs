@@ -1,5 +1,8 @@
-//! The agent's free slots and memory: reserved when a lease is taken, given
-//! back when its worker ends.
+//! Slots and memory, reserved and given back: the agent keeps two pools of
+//! this kind. One counts leases (the slots plus the work buffer), reserved
+//! when a lease is taken and given back when its worker ends; the other
+//! counts what running tasks use (the slots and the volunteer's memory),
+//! reserved when a task starts and given back when it ends.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -11,16 +14,21 @@ use crate::offer_policy::Capacity;
 /// and the workers (which give their share back when they end).
 #[derive(Debug)]
 pub(crate) struct CapacityPool {
+    total: Capacity,
     free: Mutex<Capacity>,
     /// Wakes the work loop when a worker gave capacity back.
     freed: Notify,
+    /// Wakes every task waiting in [`CapacityPool::acquire`].
+    given_back: Notify,
 }
 
 impl CapacityPool {
     pub(crate) fn new(total: Capacity) -> Arc<Self> {
         Arc::new(CapacityPool {
+            total,
             free: Mutex::new(total),
             freed: Notify::new(),
+            given_back: Notify::new(),
         })
     }
 
@@ -44,6 +52,32 @@ impl CapacityPool {
                 slots,
                 memory_bytes,
             },
+        }
+    }
+
+    /// Takes one slot and `memory_bytes` (at most the pool's total, so any
+    /// task can eventually start), waiting until both are free.
+    pub(crate) async fn acquire(self: &Arc<Self>, memory_bytes: u64) -> Reservation {
+        let memory_bytes = memory_bytes.min(self.total.memory_bytes);
+        loop {
+            // Registered before the check, so a reservation given back in
+            // between still wakes this wait.
+            let given_back = self.given_back.notified();
+            {
+                let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+                if free.slots > 0 && free.memory_bytes >= memory_bytes {
+                    free.slots -= 1;
+                    free.memory_bytes -= memory_bytes;
+                    return Reservation {
+                        pool: Arc::clone(self),
+                        taken: Capacity {
+                            slots: 1,
+                            memory_bytes,
+                        },
+                    };
+                }
+            }
+            given_back.await;
         }
     }
 
@@ -73,12 +107,50 @@ impl Drop for Reservation {
             free.memory_bytes += self.taken.memory_bytes;
         }
         self.pool.freed.notify_one();
+        self.pool.given_back.notify_waiters();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn acquiring_waits_for_a_slot_and_the_memory() {
+        let pool = CapacityPool::new(Capacity {
+            slots: 2,
+            memory_bytes: 100,
+        });
+        let first = pool.acquire(70).await;
+        // A slot is free but not the memory: the second waits for the first.
+        let waiting = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move { pool.acquire(70).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        drop(first);
+        let second = waiting.await.expect("acquired");
+        assert_eq!(
+            pool.free(),
+            Capacity {
+                slots: 1,
+                memory_bytes: 30
+            }
+        );
+        // More than the whole pool takes the whole pool, once it is free.
+        drop(second);
+        let all = pool.acquire(1_000).await;
+        assert_eq!(pool.free().memory_bytes, 0);
+        drop(all);
+        assert_eq!(
+            pool.free(),
+            Capacity {
+                slots: 2,
+                memory_bytes: 100
+            }
+        );
+    }
 
     #[test]
     fn reservations_are_given_back_on_drop() {

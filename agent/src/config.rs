@@ -21,6 +21,15 @@ pub const DEFAULT_MEMORY_BYTES: u64 = 512 << 20;
 /// paid; short enough for a shutdown or a reboot to not hang.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Tasks leased ahead when the volunteer does not say: one, so that when a
+/// slot frees up its next task is already there, instead of the slot idling
+/// through a `RequestWork` and an `AcceptOffers` (a synced commit on the
+/// broker) each time: 12 % of a 2-slot agent's time with tasks of ~70 ms
+/// (docs/performance.md, "Platform efficiency"). More than one per agent
+/// helps only with many slots and very short tasks, and each task held
+/// waits a task's time before it starts.
+pub const DEFAULT_WORK_BUFFER: usize = 1;
+
 /// Smallest memory an agent can give: one wasm page. Below this no task fits.
 pub const MIN_MEMORY_BYTES: u64 = 64 << 10;
 
@@ -42,6 +51,11 @@ pub struct AgentConfig {
     pub memory_bytes: u64,
     /// Tasks run at once, each on its own thread (a core, when busy).
     pub slots: usize,
+    /// Tasks leased beyond the slots, waiting for one to free up (BOINC's
+    /// work buffer, counted in tasks). Their leases are kept alive by
+    /// heartbeat like running ones; their memory is taken from
+    /// `memory_bytes` only when they start.
+    pub work_buffer: usize,
     /// Name shown to the broker's operator.
     pub name: String,
     /// Who runs the machine (free text, e.g. an e-mail), sent when the agent
@@ -73,6 +87,7 @@ impl fmt::Debug for AgentConfig {
             .field("state_dir", &self.state_dir)
             .field("memory_bytes", &self.memory_bytes)
             .field("slots", &self.slots)
+            .field("work_buffer", &self.work_buffer)
             .field("name", &self.name)
             .field("owner", &self.owner)
             .field("enrolment_secret", &"<hidden>")
@@ -96,6 +111,7 @@ impl AgentConfig {
             state_dir: state_dir.into(),
             memory_bytes: DEFAULT_MEMORY_BYTES,
             slots: default_slots(),
+            work_buffer: DEFAULT_WORK_BUFFER,
             name: default_name(),
             owner: String::new(),
             enrolment_secret: String::new(),

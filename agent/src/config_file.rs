@@ -7,6 +7,7 @@
 //! ca_cert = "/etc/wasmgrid/ca.pem"
 //! memory = "2GiB"
 //! slots = 2
+//! work_buffer = 1
 //! cpu_percent = 50
 //! owner = "alice@example.org"
 //! min_rate = 1e-9
@@ -27,6 +28,7 @@ pub struct ConfigFile {
     /// A size, e.g. `"512MiB"`.
     pub memory: Option<String>,
     pub slots: Option<usize>,
+    pub work_buffer: Option<usize>,
     /// 1 to 100.
     pub cpu_percent: Option<u8>,
     pub name: Option<String>,

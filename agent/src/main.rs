@@ -148,7 +148,7 @@ struct RunArgs {
     broker: Option<String>,
 
     /// A TOML file with the same keys as these flags (`broker`, `ca_cert`,
-    /// `state_dir`, `memory`, `slots`, `cpu_percent`, `name`, `owner`, `enrolment_secret`,
+    /// `state_dir`, `memory`, `slots`, `work_buffer`, `cpu_percent`, `name`, `owner`, `enrolment_secret`,
     /// `min_rate`, `stop_timeout`, `log_format`). A flag or its environment
     /// variable wins over the file.
     #[arg(long, env = "WASMGRID_AGENT_CONFIG", value_name = "FILE")]
@@ -169,6 +169,13 @@ struct RunArgs {
     /// of cores; lower it to leave cores for your own work.
     #[arg(long, value_name = "N")]
     slots: Option<usize>,
+
+    /// Tasks leased ahead of a free slot (a work buffer), so that a slot
+    /// that frees up starts its next task at once instead of asking the
+    /// broker first. A task held waits up to one task's time before it
+    /// runs; 0 leases a task only when a slot is free.
+    #[arg(long, default_value_t = wasmgrid_agent::DEFAULT_WORK_BUFFER, value_name = "N")]
+    work_buffer: usize,
 
     /// Where the agent keeps its identity, downloaded modules and results not
     /// yet acknowledged by the broker (so none is lost by a restart).
@@ -307,6 +314,9 @@ fn apply_config_file(args: &mut RunArgs, matches: &ArgMatches) -> anyhow::Result
     }
     if let Some(slots) = file.slots.filter(|_| unset("slots")) {
         args.slots = Some(slots);
+    }
+    if let Some(work_buffer) = file.work_buffer.filter(|_| unset("work_buffer")) {
+        args.work_buffer = work_buffer;
     }
     if let Some(percent) = file.cpu_percent.filter(|_| unset("cpu_percent")) {
         if !(1..=100).contains(&percent) {
@@ -479,6 +489,7 @@ fn run(args: RunArgs) -> anyhow::Result<AgentSummary> {
     config.ca_cert = args.ca_cert;
     config.memory_bytes = args.memory;
     config.slots = args.slots.unwrap_or_else(default_slots);
+    config.work_buffer = args.work_buffer;
     config.name = args.name.unwrap_or_else(default_name);
     config.owner = args
         .owner

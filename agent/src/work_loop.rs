@@ -133,6 +133,8 @@ pub(crate) async fn run_agent(
         counters: Arc::clone(&counters),
         speed: SpeedEstimate::default(),
         running: Arc::clone(&running),
+        slots: CapacityPool::new(total_capacity(&config)),
+        stop: stop.clone(),
     });
     let status_writer = tokio::spawn(write_status_until_stopped(
         config.clone(),
@@ -142,7 +144,7 @@ pub(crate) async fn run_agent(
         running,
         outbox.clone(),
     ));
-    let pool = CapacityPool::new(total_capacity(&config));
+    let pool = CapacityPool::new(lease_capacity(&config));
     let (release_sender, release) = watch::channel(false);
     let mut workers = JoinSet::new();
     take_work(&config, &ctx, &pool, &release, &mut workers, &stop).await;
@@ -229,11 +231,25 @@ fn runtime_config(config: &AgentConfig) -> RuntimeConfig {
     }
 }
 
-/// Everything the volunteer gives.
+/// Everything the volunteer gives: what running tasks may use together.
 fn total_capacity(config: &AgentConfig) -> Capacity {
     Capacity {
         slots: config.slots,
         memory_bytes: config.memory_bytes,
+    }
+}
+
+/// What the agent may hold leases for: the slots and the work buffer, with
+/// as much memory again per buffered task as a slot's share, so a buffer
+/// of tasks as large as the running ones fits. Running tasks still share
+/// only [`total_capacity`]: a buffered task takes its memory when it starts.
+fn lease_capacity(config: &AgentConfig) -> Capacity {
+    let per_slot = config.memory_bytes / config.slots.max(1) as u64;
+    Capacity {
+        slots: config.slots.saturating_add(config.work_buffer),
+        memory_bytes: config
+            .memory_bytes
+            .saturating_add(per_slot.saturating_mul(config.work_buffer as u64)),
     }
 }
 
@@ -269,7 +285,13 @@ async fn take_work(
             pause(PAUSED_POLL, stop).await;
             continue;
         }
+        // No single task may need more than the volunteer's whole memory,
+        // however much the lease pool has left with a work buffer.
         let free = pool.free();
+        let free = Capacity {
+            memory_bytes: free.memory_bytes.min(config.memory_bytes),
+            ..free
+        };
         if free.slots == 0 {
             tokio::select! {
                 () = pool.freed() => continue,

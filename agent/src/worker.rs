@@ -11,7 +11,7 @@ use wasmgrid_proto::v1::{Lease, ReleaseLeaseRequest, ReportResultRequest};
 use wasmgrid_proto::{limits_from_wire, status_to_wire, usage_to_wire};
 use wasmgrid_runtime::{Limits, ModuleHash, Outcome, Runtime, RuntimeError, TaskModule};
 
-use crate::capacity::Reservation;
+use crate::capacity::{CapacityPool, Reservation};
 use crate::client::{BrokerClient, Retry};
 use crate::control::{RunningTask, RunningTasks, now_unix_ms};
 use crate::counters::{Counters, add};
@@ -21,6 +21,7 @@ use crate::module_store::ModuleStore;
 use crate::outbox::Outbox;
 use crate::reporter::ReportSender;
 use crate::speed::SpeedEstimate;
+use crate::stop::StopSignal;
 
 /// How long giving a lease back may take, retries included. Releasing is a
 /// courtesy that lets the broker reissue the task at once; a lease that is
@@ -40,6 +41,12 @@ pub(crate) struct WorkerContext {
     pub(crate) speed: SpeedEstimate,
     /// The tasks running now, for `wasmgrid-agent status`.
     pub(crate) running: Arc<RunningTasks>,
+    /// The slots and memory of running tasks: a leased task (running or
+    /// in the work buffer) takes its share when it starts.
+    pub(crate) slots: Arc<CapacityPool>,
+    /// The agent's stop: a task still in the work buffer when it begins is
+    /// given back instead of started.
+    pub(crate) stop: StopSignal,
 }
 
 /// Lists a task as running for as long as it lives.
@@ -113,6 +120,22 @@ pub(crate) async fn work_on(
                 return;
             }
         };
+        // A task from the work buffer waits here for a slot and its memory.
+        // Biased: a task whose slot is free starts even while a stop begins,
+        // as it did before it had to wait; one still waiting is given back.
+        let slot = tokio::select! {
+            biased;
+            slot = ctx.slots.acquire(limits.memory_bytes) => slot,
+            _ = keeper.lost() => {
+                add(&ctx.counters.leases_lost, 1);
+                tracing::warn!("the lease ended before a slot was free for its task");
+                return;
+            }
+            () = ctx.stop.stopping() => {
+                release_lease(&ctx, &lease.lease_id, "the agent is stopping").await;
+                return;
+            }
+        };
         let _listed = ListedAsRunning::new(&ctx.running, &lease);
         let input = std::mem::take(&mut lease.input);
         tracing::info!(fuel = limits.fuel, memory_bytes = limits.memory_bytes, "task started");
@@ -123,6 +146,8 @@ pub(crate) async fn work_on(
                 return;
             }
         };
+        // The next task may start while this one's result is kept and sent.
+        drop(slot);
         match outcome {
             Ok(outcome) => {
                 let lost = keeper.lost_reason();

@@ -400,6 +400,39 @@ async fn stop_timeout_releases_running_tasks() {
     assert_eq!(summary.tasks_run, 0);
 }
 
+/// With one slot busy, the work buffer holds one more task, leased and kept
+/// alive, and no more; at a stop both are given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_work_buffer_holds_one_task_ahead_of_a_busy_slot() {
+    let broker = FakeBroker::start().await;
+    broker.add_workload("w1", &wasm(SPIN_WAT), &[b"a", b"b", b"c"], limits(60_000));
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&broker.url(), state.path());
+    config.slots = 1;
+    config.work_buffer = 1;
+    config.stop_timeout = Duration::from_millis(200);
+
+    let agent = RunningAgent::start(config);
+    broker
+        .shared
+        .wait_for("two leases", |s| s.accepted == 2)
+        .await;
+    // The agent asks again only when a lease ends; none does while the
+    // first task spins, so the third stays with the broker.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    {
+        let state_now = broker.shared.lock();
+        assert_eq!(state_now.accepted, 2);
+        assert_eq!(state_now.queue.len(), 1);
+    }
+    let summary = agent.stop().await;
+
+    assert_eq!(summary.leases_accepted, 2);
+    assert_eq!(summary.leases_released, 2);
+    assert_eq!(summary.tasks_run, 0);
+    assert_eq!(broker.shared.lock().releases.len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_stop_releases_running_tasks_at_once() {
     let broker = FakeBroker::start().await;
