@@ -126,7 +126,7 @@ fn expire_leases(
         let verdict = if workload.state.is_final() {
             None
         } else {
-            settle_task(conn, &workload, lease.index, separation, now)?
+            settle_task(conn, &workload, lease.index, separation, None, now)?
         };
         settled.push((lease, verdict));
     }

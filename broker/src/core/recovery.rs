@@ -63,7 +63,7 @@ impl Broker {
                         let workload = Arc::clone(&workload);
                         self.commits
                             .run(move |conn| {
-                                settle_task(conn, &workload, index, separation, now_ms())?;
+                                settle_task(conn, &workload, index, separation, None, now_ms())?;
                                 Ok(unchanged(()))
                             })
                             .await?;

@@ -118,11 +118,13 @@ fn store_report(
         )));
     }
     // A report on an expired lease still counts while its task is open:
-    // the work is done, and redoing it elsewhere would only cost more.
+    // the work is done, and redoing it elsewhere would only cost more. (The
+    // task's state is read only then: an active lease counts anyway.)
     let was_active = lease.state == LeaseState::Active;
-    let task_open = tasks::is_pending(conn, &lease.workload_id, lease.index)?;
     let counted = was_active
-        || (lease.state == LeaseState::Expired && task_open && !workload.state.is_final());
+        || (lease.state == LeaseState::Expired
+            && !workload.state.is_final()
+            && tasks::is_pending(conn, &lease.workload_id, lease.index)?);
     let stored = Report {
         status: &report.status,
         output: &report.output,
@@ -148,7 +150,18 @@ fn store_report(
         },
     )?;
     let verdict = if counted {
-        settle_task(conn, &workload, lease.index, separation, now)?
+        let reported = ReportedOutput {
+            lease_id: &lease.id,
+            output: &report.output,
+        };
+        settle_task(
+            conn,
+            &workload,
+            lease.index,
+            separation,
+            Some(reported),
+            now,
+        )?
     } else {
         None
     };
@@ -200,6 +213,13 @@ pub(crate) fn rules(workload: &WorkloadRow, separation: ReplicaSeparation) -> Ru
     }
 }
 
+/// The output of the report being stored, which the store need not be asked
+/// for again when it is the accepted one.
+pub(crate) struct ReportedOutput<'a> {
+    pub lease_id: &'a str,
+    pub output: &'a [u8],
+}
+
 /// Judges a pending task from its leases and, if it is done or failed,
 /// records that. Returns the verdict, or `None` if the task was no longer
 /// pending.
@@ -208,6 +228,7 @@ pub(crate) fn settle_task(
     workload: &WorkloadRow,
     index: u32,
     separation: ReplicaSeparation,
+    reported: Option<ReportedOutput<'_>>,
     now: i64,
 ) -> BrokerResult<Option<Verdict>> {
     let all = leases::of_task(conn, &workload.id, index)?;
@@ -222,9 +243,16 @@ pub(crate) fn settle_task(
             let Some(winner) = all.iter().find(|lease| &lease.id == lease_id) else {
                 return Ok(None);
             };
-            let output = leases::output(conn, lease_id)?;
+            let stored;
+            let output = match &reported {
+                Some(reported) if reported.lease_id == lease_id.as_str() => reported.output,
+                _ => {
+                    stored = leases::output(conn, lease_id)?;
+                    stored.as_slice()
+                }
+            };
             let accepted = AcceptedResult {
-                output: &output,
+                output,
                 status: &Status::Ok,
                 fuel_consumed: winner.fuel_consumed,
                 peak_memory: winner.peak_memory,
@@ -258,7 +286,10 @@ pub(crate) fn settle_task(
         }
         Verdict::Pending(_) => return Ok(Some(verdict)),
     };
-    if changed {
+    // `all` was read in this transaction and no lease changed state since,
+    // so it tells whether any run is still going (with one replica, mostly
+    // none: the statement is then not run).
+    if changed && all.iter().any(|lease| lease.state == LeaseState::Active) {
         // Runs still going on a finished task are pointless: revoke them so
         // their agents learn it at the next heartbeat and their reports do
         // not count.
