@@ -218,6 +218,8 @@ fn run_batch(
     batch: &mut Vec<Job>,
     finished: &mut Vec<Finish>,
 ) -> rusqlite::Result<()> {
+    // Rows read in the last batch may have changed since its commit.
+    crate::store::writer::workloads::forget_batch();
     execute(conn, "BEGIN IMMEDIATE")?;
     // In order: the calls were queued in the order they came.
     batch.reverse();
