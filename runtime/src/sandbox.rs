@@ -57,7 +57,8 @@ pub(crate) fn run(
     let mut store = Store::new(&class.engine, state);
     store.limiter(|state| &mut state.limiter);
     if config.fuel_metering {
-        // Only fails when metering is off in the engine, checked above.
+        // Fails only for an engine without fuel, which this config rules
+        // out, or a zero interval.
         let _ = store.fuel_async_yield_interval(Some(FUEL_PER_SLICE));
     } else {
         store.epoch_deadline_async_yield_and_update(1);
