@@ -79,13 +79,14 @@ mod tests {
         let path = dir.path().join("agent.toml");
         std::fs::write(
             &path,
-            "broker = \"https://b:7070\"\nmemory = \"2GiB\"\nslots = 3\nmin_rate = 1e-9\n",
+            "broker = \"https://b:7070\"\nmemory = \"2GiB\"\nslots = 3\nwork_buffer = 2\nmin_rate = 1e-9\n",
         )
         .expect("write");
         let file = ConfigFile::load(&path).expect("valid");
         assert_eq!(file.broker.as_deref(), Some("https://b:7070"));
         assert_eq!(file.memory.as_deref(), Some("2GiB"));
         assert_eq!(file.slots, Some(3));
+        assert_eq!(file.work_buffer, Some(2));
         assert_eq!(file.min_rate, Some(1e-9));
         assert_eq!(file.owner, None);
 
