@@ -46,25 +46,21 @@ pub(crate) struct EngineClass {
 pub(crate) struct Engines {
     config: RuntimeConfig,
     classes: Mutex<HashMap<usize, Arc<EngineClass>>>,
-    /// What the epoch ticker advances.
-    ticked: Arc<Mutex<Vec<Engine>>>,
     /// Only without fuel metering: metered tasks yield on fuel.
-    _ticker: Option<EpochTicker>,
+    ticker: Option<EpochTicker>,
 }
 
 impl Engines {
     pub(crate) fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        let ticked = Arc::new(Mutex::new(Vec::new()));
         let ticker = if config.fuel_metering {
             None
         } else {
-            Some(EpochTicker::start(Arc::clone(&ticked))?)
+            Some(EpochTicker::start()?)
         };
         Ok(Engines {
             config,
             classes: Mutex::new(HashMap::new()),
-            ticked,
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -83,10 +79,9 @@ impl Engines {
             linker,
             stack_bytes,
         });
-        self.ticked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(engine);
+        if let Some(ticker) = &self.ticker {
+            ticker.tick(engine);
+        }
         classes.insert(stack_bytes, Arc::clone(&class));
         Ok(class)
     }
@@ -173,31 +168,40 @@ fn fingerprint(engine: &Engine) -> String {
 /// A thread that advances every engine's epoch each [`EPOCH_TICK`]; it stops
 /// when dropped.
 struct EpochTicker {
+    /// The engines it advances.
+    engines: Arc<Mutex<Vec<Engine>>>,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    fn start(engines: Arc<Mutex<Vec<Engine>>>) -> Result<Self, RuntimeError> {
+    fn start() -> Result<Self, RuntimeError> {
+        let engines = Arc::new(Mutex::new(Vec::<Engine>::new()));
+        let ticked = Arc::clone(&engines);
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("wasmgrid-epoch".into())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
-                    for engine in engines
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .iter()
-                    {
+                    for engine in ticked.lock().unwrap_or_else(PoisonError::into_inner).iter() {
                         engine.increment_epoch();
                     }
                 }
             })
             .map_err(RuntimeError::Thread)?;
         Ok(EpochTicker {
+            engines,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// Advances `engine`'s epoch from now on.
+    fn tick(&self, engine: Engine) {
+        self.engines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(engine);
     }
 }
 
