@@ -42,6 +42,33 @@ fn infinite_loop_without_enough_fuel_limit_hits_the_wall_clock() {
     assert_host_still_works();
 }
 
+/// Without metering (a benchmark-only mode) the task yields at epoch ticks
+/// instead of fuel slices; the wall-time limit must hold there too.
+#[test]
+fn an_unmetered_infinite_loop_still_hits_the_wall_clock() {
+    let runtime = wasmgrid_runtime::Runtime::new(wasmgrid_runtime::RuntimeConfig {
+        fuel_metering: false,
+        pooling: false,
+        ..wasmgrid_runtime::RuntimeConfig::default()
+    })
+    .expect("runtime starts");
+    let limits = Limits {
+        wall_time: Duration::from_millis(300),
+        ..tight_limits()
+    };
+    let outcome = runtime
+        .run_blocking(&sample("infinite-loop"), Vec::new(), &limits, 1)
+        .expect("runs");
+    assert_eq!(outcome.status, Status::Timeout);
+    assert_eq!(outcome.usage.fuel_consumed, 0);
+    assert!(outcome.usage.wall_time >= Duration::from_millis(300));
+    assert!(
+        outcome.usage.wall_time < Duration::from_secs(5),
+        "{:?}",
+        outcome.usage
+    );
+}
+
 #[test]
 fn work_hidden_in_host_calls_is_charged_fuel() {
     let limits = Limits {
