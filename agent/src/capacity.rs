@@ -42,16 +42,20 @@ impl CapacityPool {
     /// broker leased more than offered): never goes below zero.
     pub(crate) fn reserve(self: &Arc<Self>, memory_bytes: u64) -> Reservation {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        let slots = usize::from(free.slots > 0);
-        let memory_bytes = memory_bytes.min(free.memory_bytes);
-        free.slots -= slots;
-        free.memory_bytes -= memory_bytes;
+        let taken = Capacity {
+            slots: usize::from(free.slots > 0),
+            memory_bytes: memory_bytes.min(free.memory_bytes),
+        };
+        self.take(&mut free, taken)
+    }
+
+    /// Takes `taken` (no more than is `free`) out of the pool.
+    fn take(self: &Arc<Self>, free: &mut Capacity, taken: Capacity) -> Reservation {
+        free.slots -= taken.slots;
+        free.memory_bytes -= taken.memory_bytes;
         Reservation {
             pool: Arc::clone(self),
-            taken: Capacity {
-                slots,
-                memory_bytes,
-            },
+            taken,
         }
     }
 
@@ -66,15 +70,11 @@ impl CapacityPool {
             {
                 let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
                 if free.slots > 0 && free.memory_bytes >= memory_bytes {
-                    free.slots -= 1;
-                    free.memory_bytes -= memory_bytes;
-                    return Reservation {
-                        pool: Arc::clone(self),
-                        taken: Capacity {
-                            slots: 1,
-                            memory_bytes,
-                        },
+                    let taken = Capacity {
+                        slots: 1,
+                        memory_bytes,
                     };
+                    return self.take(&mut free, taken);
                 }
             }
             given_back.await;
