@@ -105,9 +105,9 @@ fn sieve_segment(segment: &mut [u8], low: u64, base_primes: &[u32], next_multipl
 ///
 /// Four stores per loop trip. The loop is three instructions per store, so
 /// whatever a trip costs besides the store weighs heavily: natively a
-/// compare and a branch, in a metered sandbox also the fuel and deadline
-/// checks wasmtime puts at every loop header. Four stores a trip pay those
-/// once for four (wasm compilers do not unroll loops themselves).
+/// compare and a branch, in a metered sandbox also the fuel check wasmtime
+/// puts at every loop header. Four stores a trip pay those once for four
+/// (wasm compilers do not unroll loops themselves).
 #[inline(always)]
 fn cross_off(segment: &mut [u8], mut index: usize, step: usize) -> usize {
     let length = segment.len();
