@@ -152,7 +152,10 @@ async fn the_config_file_sets_the_flags_and_a_flag_wins() {
             .expect("agents")
             .into_inner()
             .agents;
-        if !agents.is_empty() {
+        // The agent writes its identity once the broker answered, so the
+        // broker may list it a moment before the file exists: wait for both
+        // before stopping it (the test once killed it in between).
+        if !agents.is_empty() && state_dir.join("identity.json").exists() {
             break;
         }
         tokio::time::sleep(POLL).await;
