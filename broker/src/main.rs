@@ -14,6 +14,12 @@ use wasmgrid_broker::tls::TlsIdentity;
 use wasmgrid_broker::{ADDRESS_FILE, Broker, BrokerConfig};
 use wasmgrid_proto::AgentVersion;
 
+/// mimalloc instead of the system allocator: under load the broker
+/// allocates for every message and row, and glibc's malloc took about a
+/// sixth of its CPU (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The wasmgrid broker: queues workloads' tasks, offers and leases them to
 /// volunteer agents, verifies and aggregates their results.
 #[derive(Debug, Parser)]
