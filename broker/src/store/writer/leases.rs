@@ -1,9 +1,12 @@
 //! `leases`, as the writer changes them: new leases, reports, verdicts,
 //! extensions, expiry and revocation.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::BrokerResult;
+use crate::store::columns::InOrder;
 use crate::store::leases::{
     COLUMNS, LeaseRow, LeaseState, OWN_COLUMNS, Report, RunVerdict, from_row,
 };
@@ -29,24 +32,27 @@ pub fn insert(conn: &Connection, lease: &LeaseRow) -> BrokerResult<()> {
 
 /// One lease, without its agent's owner and address.
 pub fn get(conn: &Connection, id: &str) -> BrokerResult<Option<LeaseRow>> {
-    let sql = format!("SELECT {OWN_COLUMNS} FROM leases WHERE id = ?");
-    Ok(select(conn, &sql, params![id])?.pop())
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {OWN_COLUMNS} FROM leases WHERE id = ?"));
+    Ok(select(conn, &SQL, params![id])?.pop())
 }
 
 /// Every lease of a task, oldest first.
 pub fn of_task(conn: &Connection, workload_id: &str, index: u32) -> BrokerResult<Vec<LeaseRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM leases WHERE workload_id = ? AND idx = ? ORDER BY started_ms, id"
-    );
-    select(conn, &sql, params![workload_id, index])
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM leases WHERE workload_id = ? AND idx = ? ORDER BY started_ms, id"
+        )
+    });
+    select(conn, &SQL, params![workload_id, index])
 }
 
 /// Active leases whose deadline has passed (at most 1000 at a time).
 pub fn expired(conn: &Connection, now_ms: i64) -> BrokerResult<Vec<LeaseRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM leases WHERE state = 'active' AND deadline_ms < ? LIMIT 1000"
-    );
-    select(conn, &sql, params![now_ms])
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT {COLUMNS} FROM leases WHERE state = 'active' AND deadline_ms < ? LIMIT 1000")
+    });
+    select(conn, &SQL, params![now_ms])
 }
 
 /// The leases a query of lease columns returns.
@@ -59,7 +65,7 @@ fn select(
     let mut rows = statement.query(params)?;
     let mut leases = Vec::new();
     while let Some(row) = rows.next()? {
-        leases.push(from_row(row)?);
+        leases.push(from_row(&InOrder::new(row))?);
     }
     Ok(leases)
 }

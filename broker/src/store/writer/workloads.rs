@@ -9,10 +9,12 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use rusqlite::Connection;
 
 use crate::error::{BrokerError, BrokerResult};
+use crate::store::columns::InOrder;
 use crate::store::workloads::{COLUMNS, WorkloadRow, from_row};
 
 thread_local! {
@@ -25,11 +27,12 @@ pub fn require(conn: &Connection, id: &str) -> BrokerResult<WorkloadRow> {
     if let Some(row) = READ_IN_BATCH.with_borrow(|read| read.get(id).cloned()) {
         return Ok(row);
     }
-    let mut statement =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM workloads WHERE id = ?"))?;
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM workloads WHERE id = ?"));
+    let mut statement = conn.prepare_cached(&SQL)?;
     let mut rows = statement.query([id])?;
     let row = match rows.next()? {
-        Some(row) => from_row(row)?,
+        Some(row) => from_row(&InOrder::new(row))?,
         None => return Err(BrokerError::not_found(format!("workload {id} not found"))),
     };
     READ_IN_BATCH.with_borrow_mut(|read| read.insert(id.to_owned(), row.clone()));
