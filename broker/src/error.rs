@@ -44,6 +44,10 @@ pub enum BrokerError {
     /// every request of the batch); nothing was acknowledged.
     #[error("store: {0}")]
     Commit(std::sync::Arc<rusqlite::Error>),
+    /// A store call hit a bug in the broker (it panicked); its changes were
+    /// rolled back.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Applying the schema failed.
     #[error("store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -103,7 +107,8 @@ impl BrokerError {
                     None => Code::Internal,
                 }
             }
-            BrokerError::Migrate(_)
+            BrokerError::Internal(_)
+            | BrokerError::Migrate(_)
             | BrokerError::Runtime(_)
             | BrokerError::Transport(_)
             | BrokerError::Io { .. } => Code::Internal,

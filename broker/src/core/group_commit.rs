@@ -38,51 +38,55 @@ pub(crate) fn unchanged<T: Send + 'static>(answer: T) -> Then<T> {
     Box::new(move |_| answer)
 }
 
-/// Delivers a call's answer once its batch committed (with the scheduler to
-/// apply its change to) or failed.
-type Finish = Box<dyn FnOnce(Result<&mut Scheduler, BrokerError>) + Send>;
-
 /// A queued call.
 trait Call: Send {
-    /// Runs the call's store changes on the writer's connection; returns
-    /// whether they succeeded, and how to finish the call.
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
+    /// Runs the call's store changes on the writer's connection and keeps
+    /// their outcome; returns whether they succeeded. A call may run again
+    /// after its batch was rolled back: each run replaces the outcome of the
+    /// one before.
+    fn run(&mut self, conn: &Connection) -> bool;
 
-    /// The batch failed before the call ran.
-    fn refuse(self: Box<Self>, error: BrokerError);
+    /// Answers the call: with its outcome once its batch committed (with
+    /// the scheduler to apply its change to), or with why the batch failed.
+    fn finish(self: Box<Self>, committed: Result<&mut Scheduler, BrokerError>);
 }
 
 type Job = Box<dyn Call>;
 
-/// A call of [`GroupCommit::run`]: its changes and where its answer goes.
+/// A call of [`GroupCommit::run`]: its changes, their outcome once run, and
+/// where its answer goes.
 struct Queued<T, F> {
     changes: F,
+    outcome: Option<BrokerResult<Then<T>>>,
     answer: oneshot::Sender<BrokerResult<T>>,
 }
 
 impl<T, F> Call for Queued<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> BrokerResult<Then<T>> + Send + 'static,
+    F: FnMut(&Connection) -> BrokerResult<Then<T>> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
-        let Queued { changes, answer } = *self;
-        let outcome = changes(conn);
+    fn run(&mut self, conn: &Connection) -> bool {
+        // Not kept if the call panics: it then has no outcome.
+        self.outcome = None;
+        let outcome = (self.changes)(conn);
         let succeeded = outcome.is_ok();
-        let finish: Finish = Box::new(move |committed| {
-            let result = match (outcome, committed) {
-                (Ok(then), Ok(scheduler)) => Ok(then(scheduler)),
-                (Err(error), _) | (Ok(_), Err(error)) => Err(error),
-            };
-            // The caller may have gone (its client hung up): the change
-            // stands all the same, as with any commit.
-            let _ = answer.send(result);
-        });
-        (succeeded, finish)
+        self.outcome = Some(outcome);
+        succeeded
     }
 
-    fn refuse(self: Box<Self>, error: BrokerError) {
-        let _ = self.answer.send(Err(error));
+    fn finish(self: Box<Self>, committed: Result<&mut Scheduler, BrokerError>) {
+        let result = match (self.outcome, committed) {
+            (Some(Ok(then)), Ok(scheduler)) => Ok(then(scheduler)),
+            // A failed call changed nothing: its own error stands.
+            (Some(Err(error)), _) | (Some(Ok(_)) | None, Err(error)) => Err(error),
+            (None, Ok(_)) => Err(BrokerError::Internal(
+                "a store call panicked; its changes were rolled back".into(),
+            )),
+        };
+        // The caller may have gone (its client hung up): the change
+        // stands all the same, as with any commit.
+        let _ = self.answer.send(result);
     }
 }
 
@@ -149,13 +153,19 @@ impl GroupCommit {
 
     /// Runs `changes` in the next batch; once it committed, applies the
     /// scheduler change `changes` returned and answers with its result.
+    /// `changes` may run more than once (see [`run_batch`]): only the last
+    /// run's changes are committed, and only its scheduler change applied.
     pub(crate) async fn run<T, F>(&self, changes: F) -> BrokerResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> BrokerResult<Then<T>> + Send + 'static,
+        F: FnMut(&Connection) -> BrokerResult<Then<T>> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(Queued { changes, answer });
+        let job: Job = Box::new(Queued {
+            changes,
+            outcome: None,
+            answer,
+        });
         self.jobs.send(job).await.map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
@@ -182,57 +192,80 @@ fn write_batches(
                 Err(_) => break,
             }
         }
-        let mut finished = Vec::with_capacity(batch.len());
         let started = std::time::Instant::now();
         let calls = batch.len();
-        match run_batch(conn, &mut batch, &mut finished) {
+        match run_batch(conn, &mut batch) {
             Ok(()) => {
                 metrics.batch_calls.observe(calls as f64);
                 metrics
                     .batch_seconds
                     .observe(started.elapsed().as_secs_f64());
                 let mut scheduler = scheduler.blocking_lock();
-                for finish in finished {
-                    finish(Ok(&mut scheduler));
+                for call in batch.drain(..) {
+                    call.finish(Ok(&mut scheduler));
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, calls = finished.len() + batch.len(), "group commit failed; its calls are refused");
+                tracing::warn!(%error, calls, "group commit failed; its calls are refused");
                 let error = Arc::new(error);
-                for finish in finished {
-                    finish(Err(BrokerError::Commit(Arc::clone(&error))));
-                }
                 for call in batch.drain(..) {
-                    call.refuse(BrokerError::Commit(Arc::clone(&error)));
+                    call.finish(Err(BrokerError::Commit(Arc::clone(&error))));
                 }
             }
         }
     }
 }
 
-/// Runs the calls of `batch` in one transaction and commits it. The calls
-/// run are taken from `batch` and end up in `finished`; on an error, those
-/// not run yet stay in `batch`.
-fn run_batch(
-    conn: &Connection,
-    batch: &mut Vec<Job>,
-    finished: &mut Vec<Finish>,
-) -> rusqlite::Result<()> {
-    // Rows read in the last batch may have changed since its commit.
-    crate::store::writer::workloads::forget_batch();
-    execute(conn, "BEGIN IMMEDIATE")?;
-    // In order: the calls were queued in the order they came.
-    batch.reverse();
-    while let Some(job) = batch.pop() {
+/// Runs the calls of `batch`, in order, in one transaction and commits it.
+///
+/// First without a savepoint per call, which would cost three statements a
+/// call and a copy of every page a call first writes. A call that fails
+/// before it changed a row (most failures: an unknown lease, a report over
+/// a limit) needs none. If a call fails after it changed rows, or panics,
+/// the transaction is rolled back and the whole batch runs again with a
+/// savepoint per call, so each failed call's changes alone are undone.
+fn run_batch(conn: &Connection, batch: &mut [Job]) -> rusqlite::Result<()> {
+    if run_unguarded(conn, batch)? {
+        return Ok(());
+    }
+    run_guarded(conn, batch)
+}
+
+/// Runs the batch without savepoints; false (and rolled back) if a call
+/// failed after changing rows.
+fn run_unguarded(conn: &Connection, batch: &mut [Job]) -> rusqlite::Result<bool> {
+    begin(conn)?;
+    for call in batch.iter_mut() {
+        let before = conn.total_changes();
+        let clean = match catch_unwind(AssertUnwindSafe(|| call.run(conn))) {
+            Ok(true) => true,
+            // A statement that fails leaves no change behind (SQLite undoes
+            // its own), so a call that changed no row has nothing to undo.
+            Ok(false) => conn.total_changes() == before,
+            Err(_) => false,
+        };
+        if let Err(error) = still_in_transaction(conn) {
+            rollback(conn);
+            return Err(error);
+        }
+        if !clean {
+            rollback(conn);
+            return Ok(false);
+        }
+    }
+    commit(conn)?;
+    Ok(true)
+}
+
+/// Runs the batch with each call in a savepoint of its own.
+fn run_guarded(conn: &Connection, batch: &mut [Job]) -> rusqlite::Result<()> {
+    begin(conn)?;
+    for call in batch.iter_mut() {
         let step = (|| {
             execute(conn, "SAVEPOINT call")?;
-            match catch_unwind(AssertUnwindSafe(|| job.run(conn))) {
-                Ok((succeeded, finish)) => {
-                    finished.push(finish);
-                    if !succeeded {
-                        execute(conn, "ROLLBACK TO call")?;
-                    }
-                }
+            match catch_unwind(AssertUnwindSafe(|| call.run(conn))) {
+                Ok(true) => {}
+                Ok(false) => execute(conn, "ROLLBACK TO call")?,
                 Err(_) => {
                     // A bug, not the caller's input: its caller learns the
                     // broker failed, and the batch goes on without it.
@@ -240,16 +273,41 @@ fn run_batch(
                     execute(conn, "ROLLBACK TO call")?;
                 }
             }
-            execute(conn, "RELEASE call")
+            execute(conn, "RELEASE call")?;
+            still_in_transaction(conn)
         })();
         if let Err(error) = step {
             rollback(conn);
             return Err(error);
         }
     }
+    commit(conn)
+}
+
+/// Begins a batch's transaction, taking the store's write lock.
+fn begin(conn: &Connection) -> rusqlite::Result<()> {
+    // Rows read in another transaction may have changed since.
+    crate::store::writer::workloads::forget_batch();
+    execute(conn, "BEGIN IMMEDIATE")
+}
+
+fn commit(conn: &Connection) -> rusqlite::Result<()> {
     if let Err(error) = execute(conn, "COMMIT") {
         rollback(conn);
         return Err(error);
+    }
+    Ok(())
+}
+
+/// Fails if SQLite ended the transaction itself (it does on some I/O
+/// errors and on a full disk): the calls after it would otherwise run and
+/// commit one statement at a time.
+fn still_in_transaction(conn: &Connection) -> rusqlite::Result<()> {
+    if conn.is_autocommit() {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+            Some("the store ended the batch's transaction".into()),
+        ));
     }
     Ok(())
 }
@@ -262,5 +320,168 @@ fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 fn rollback(conn: &Connection) {
     if let Err(error) = conn.execute_batch("ROLLBACK") {
         tracing::debug!(%error, "rollback after a failed batch");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A writer on a fresh store with one table, `t(k)`.
+    fn writer() -> (tempfile::TempDir, GroupCommit) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("store.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = wal; CREATE TABLE t (k TEXT PRIMARY KEY)")
+            .unwrap();
+        let commits = GroupCommit::start(conn, Arc::new(Mutex::new(Scheduler::default()))).unwrap();
+        (dir, commits)
+    }
+
+    fn insert(conn: &Connection, k: &str) -> BrokerResult<()> {
+        conn.execute("INSERT INTO t (k) VALUES (?)", [k])?;
+        Ok(())
+    }
+
+    fn keys(dir: &tempfile::TempDir) -> Vec<String> {
+        let conn = Connection::open(dir.path().join("store.db")).unwrap();
+        let mut statement = conn.prepare("SELECT k FROM t ORDER BY k").unwrap();
+        statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// How a test call behaves.
+    #[derive(Clone, Copy)]
+    enum Act {
+        Insert,
+        FailBeforeWriting,
+        FailAfterWriting,
+        PanicAfterWriting,
+    }
+
+    /// Holds the writer in a call until the calls under test are queued, so
+    /// that they all run in the next batch; answers each call's outcome and
+    /// how many times each ran.
+    async fn one_batch(
+        commits: &Arc<GroupCommit>,
+        calls: &[(&'static str, Act)],
+    ) -> Vec<(BrokerResult<&'static str>, usize)> {
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = {
+            let commits = Arc::clone(commits);
+            let entered = Arc::clone(&entered);
+            tokio::spawn(async move {
+                commits
+                    .run(move |_| {
+                        entered.store(true, Ordering::SeqCst);
+                        let _ = gate.lock().unwrap().recv();
+                        Ok(unchanged(()))
+                    })
+                    .await
+            })
+        };
+        while !entered.load(Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+        let mut pending = Vec::new();
+        for &(key, act) in calls {
+            let runs = Arc::new(AtomicUsize::new(0));
+            let counted = Arc::clone(&runs);
+            let commits = Arc::clone(commits);
+            pending.push((
+                tokio::spawn(async move {
+                    commits
+                        .run(move |conn| {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            match act {
+                                Act::Insert => insert(conn, key)?,
+                                Act::FailBeforeWriting => {
+                                    return Err(BrokerError::not_found(key));
+                                }
+                                Act::FailAfterWriting => {
+                                    insert(conn, key)?;
+                                    return Err(BrokerError::invalid(key));
+                                }
+                                Act::PanicAfterWriting => {
+                                    insert(conn, key)?;
+                                    panic!("a bug in the call for {key}");
+                                }
+                            }
+                            Ok(then(move |_| key))
+                        })
+                        .await
+                }),
+                runs,
+            ));
+        }
+        while commits.jobs.capacity() > QUEUE - calls.len() {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        held.await.unwrap().unwrap();
+        let mut outcomes = Vec::new();
+        for (call, runs) in pending {
+            let outcome = call.await.unwrap();
+            outcomes.push((outcome, runs.load(Ordering::SeqCst)));
+        }
+        outcomes
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_failing_before_it_writes_leaves_the_batch_on_the_fast_path() {
+        let (dir, commits) = writer();
+        let commits = Arc::new(commits);
+        let outcomes = one_batch(
+            &commits,
+            &[
+                ("a", Act::Insert),
+                ("b", Act::FailBeforeWriting),
+                ("c", Act::Insert),
+            ],
+        )
+        .await;
+        assert_eq!(outcomes[0].0.as_ref().unwrap(), &"a");
+        assert!(matches!(outcomes[1].0, Err(BrokerError::NotFound(_))));
+        assert_eq!(outcomes[2].0.as_ref().unwrap(), &"c");
+        let runs: Vec<usize> = outcomes.iter().map(|(_, runs)| *runs).collect();
+        assert_eq!(runs, [1, 1, 1], "no call ran twice");
+        assert_eq!(keys(&dir), ["a", "c"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_failing_after_it_wrote_is_undone_alone() {
+        let (dir, commits) = writer();
+        let commits = Arc::new(commits);
+        let outcomes = one_batch(
+            &commits,
+            &[
+                ("a", Act::Insert),
+                ("b", Act::FailAfterWriting),
+                ("c", Act::FailBeforeWriting),
+                ("d", Act::PanicAfterWriting),
+                ("e", Act::Insert),
+            ],
+        )
+        .await;
+        assert_eq!(outcomes[0].0.as_ref().unwrap(), &"a");
+        assert!(matches!(outcomes[1].0, Err(BrokerError::InvalidArgument(_))));
+        assert!(matches!(outcomes[2].0, Err(BrokerError::NotFound(_))));
+        assert!(
+            matches!(&outcomes[3].0, Err(BrokerError::Internal(message)) if message.contains("panicked")),
+            "{:?}",
+            outcomes[3].0
+        );
+        assert_eq!(outcomes[4].0.as_ref().unwrap(), &"e");
+        // The batch was rolled back at b and ran again with savepoints: the
+        // calls before b ran twice, those after it once.
+        let runs: Vec<usize> = outcomes.iter().map(|(_, runs)| *runs).collect();
+        assert_eq!(runs, [2, 2, 1, 1, 1]);
+        assert_eq!(keys(&dir), ["a", "e"], "only the failed calls' rows are undone");
     }
 }

@@ -61,9 +61,10 @@ impl Broker {
                         lease_id: Some(&lease_id),
                         agent_id: Some(&agent_id),
                         at_ms: now,
-                        detail: Some(reason),
+                        detail: Some(reason.clone()),
                     },
                 )?;
+                let agent_id = agent_id.clone();
                 Ok(then(move |scheduler| {
                     scheduler.run_ended(&(lease.workload_id, lease.index), Some(&agent_id), true);
                 }))

@@ -51,7 +51,7 @@ impl Broker {
         let (fuel, wall_ms) = (report.fuel_consumed, report.wall_time_ms);
         let outcome = self
             .commits
-            .run(move |conn| store_report(conn, agent, report, output_sha256, separation, now))
+            .run(move |conn| store_report(conn, &agent, &report, &output_sha256, separation, now))
             .await?;
         if outcome.counted && status == Status::Ok {
             self.add_speed(agent_id, fuel, wall_ms);
@@ -79,13 +79,13 @@ struct ReportOutcome {
 /// connection; the scheduler learns the verdict once it is committed.
 fn store_report(
     conn: &Connection,
-    agent_id: String,
-    report: IncomingReport,
-    output_sha256: String,
+    agent_id: &str,
+    report: &IncomingReport,
+    output_sha256: &str,
     separation: ReplicaSeparation,
     now: i64,
 ) -> BrokerResult<Then<ReportOutcome>> {
-    let lease = owned_lease(conn, &agent_id, &report.lease_id)?;
+    let lease = owned_lease(conn, agent_id, &report.lease_id)?;
     if lease.status.is_some() {
         // Already reported: the first report stands.
         return Ok(unchanged(ReportOutcome {
@@ -128,7 +128,7 @@ fn store_report(
     let stored = Report {
         status: &report.status,
         output: &report.output,
-        output_sha256: &output_sha256,
+        output_sha256,
         stderr: &report.stderr,
         fuel_consumed: report.fuel_consumed,
         peak_memory: report.peak_memory,
@@ -136,19 +136,21 @@ fn store_report(
         metering_version: &report.metering_version,
     };
     leases::report(conn, &lease.id, &stored, counted, now)?;
-    let detail = Some(format!("{} fuel={}", report.status, report.fuel_consumed));
-    events::record(
-        conn,
-        TaskEvent {
-            workload_id: &lease.workload_id,
-            index: lease.index,
-            event: if counted { "reported" } else { "reported-late" },
-            lease_id: Some(&lease.id),
-            agent_id: Some(&agent_id),
-            at_ms: now,
-            detail,
-        },
-    )?;
+    if !counted {
+        // A counted report is recorded by its lease row alone.
+        events::record(
+            conn,
+            TaskEvent {
+                workload_id: &lease.workload_id,
+                index: lease.index,
+                event: "reported-late",
+                lease_id: Some(&lease.id),
+                agent_id: Some(agent_id),
+                at_ms: now,
+                detail: Some(format!("{} fuel={}", report.status, report.fuel_consumed)),
+            },
+        )?;
+    }
     let verdict = if counted {
         let reported = ReportedOutput {
             lease_id: &lease.id,
@@ -166,6 +168,7 @@ fn store_report(
         None
     };
     let ok = report.status == Status::Ok;
+    let agent_id = agent_id.to_owned();
     Ok(then(move |scheduler| {
         let mut complete = None;
         if counted {
@@ -260,7 +263,8 @@ pub(crate) fn settle_task(
             };
             let done = tasks::mark_done(conn, &workload.id, index, &accepted, now)?;
             if done {
-                record(conn, workload, index, "done", Some(winner), None, now)?;
+                // No `done` event: the task row holds its finish time and
+                // the lease row its accepted run (`store::events`).
                 billing::settle_runs(conn, workload, index, &all, agreeing, disagreeing, now)?;
             }
             done

@@ -11,10 +11,9 @@ use crate::error::BrokerResult;
 use crate::ids::{new_lease_id, now_ms, task_seed};
 use crate::scheduler::{Offered, TaskKey, WorkRequest};
 use crate::store::agents;
-use crate::store::events::TaskEvent;
 use crate::store::leases::{LeaseRow, LeaseState};
 use crate::store::workloads::WorkloadRow;
-use crate::store::writer::{events, leases, tasks};
+use crate::store::writer::{leases, tasks};
 
 /// A lease granted on an accepted offer, with what the agent needs to run it.
 #[derive(Clone, Debug)]
@@ -135,7 +134,7 @@ impl Broker {
         let agent = agent_id.to_owned();
         let committed = self
             .commits
-            .run(move |conn| insert_leases(conn, agent, taken, now, deadline))
+            .run(move |conn| insert_leases(conn, &agent, &taken, now, deadline))
             .await;
         match committed {
             Ok((granted, gone)) => {
@@ -169,8 +168,8 @@ struct Taken {
 /// cancelled them since: the store decides.
 fn insert_leases(
     conn: &Connection,
-    agent_id: String,
-    taken: Vec<Taken>,
+    agent_id: &str,
+    taken: &[Taken],
     now: i64,
     deadline: i64,
 ) -> BrokerResult<Then<(Vec<GrantedLease>, Vec<TaskKey>)>> {
@@ -182,15 +181,16 @@ fn insert_leases(
         solo,
     } in taken
     {
-        let Some(input) = tasks::pending_input(conn, &workload_id, index)? else {
-            gone.push((workload_id, index));
+        let (index, solo) = (*index, *solo);
+        let Some(input) = tasks::pending_input(conn, workload_id, index)? else {
+            gone.push((workload_id.clone(), index));
             continue;
         };
         let lease = LeaseRow {
             id: new_lease_id(),
             workload_id: workload_id.clone(),
             index,
-            agent_id: agent_id.clone(),
+            agent_id: agent_id.to_owned(),
             state: LeaseState::Active,
             started_ms: now,
             deadline_ms: deadline,
@@ -207,28 +207,18 @@ fn insert_leases(
             agent_owner: String::new(),
             agent_address: String::new(),
         };
+        // No `leased` event: the lease row is the record (`store::events`).
         leases::insert(conn, &lease)?;
-        events::record(
-            conn,
-            TaskEvent {
-                workload_id: &workload_id,
-                index,
-                event: "leased",
-                lease_id: Some(&lease.id),
-                agent_id: Some(&agent_id),
-                at_ms: now,
-                detail: solo.then(|| "solo run of a trusted agent".to_owned()),
-            },
-        )?;
         granted.push(GrantedLease {
             lease_id: lease.id,
-            seed: task_seed(&workload_id, index),
-            workload,
+            seed: task_seed(workload_id, index),
+            workload: Arc::clone(workload),
             index,
             input,
             deadline_ms: deadline,
         });
     }
+    let agent_id = agent_id.to_owned();
     Ok(then(move |scheduler| {
         for task in &gone {
             scheduler.run_ended(task, Some(&agent_id), true);

@@ -44,9 +44,9 @@ pub async fn completions(
 ) -> BrokerResult<Vec<(i64, u64)>> {
     let bucket_ms = bucket_ms.max(1);
     let rows = sqlx::query(
-        "SELECT (e.at_ms / ?1) * ?1 AS bucket, COUNT(*) AS n FROM task_events e
-         JOIN workloads w ON w.id = e.workload_id
-         WHERE e.event = 'done' AND e.at_ms >= ?2 AND (?3 IS NULL OR w.issuer = ?3)
+        "SELECT (t.finished_ms / ?1) * ?1 AS bucket, COUNT(*) AS n FROM tasks t
+         JOIN workloads w ON w.id = t.workload_id
+         WHERE t.state = 'done' AND t.finished_ms >= ?2 AND (?3 IS NULL OR w.issuer = ?3)
          GROUP BY bucket ORDER BY bucket",
     )
     .bind(bucket_ms)

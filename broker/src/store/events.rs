@@ -1,4 +1,14 @@
-//! `task_events`: every transition of a task, with agent and time.
+//! `task_events`: the transitions of a task off its common path, with
+//! agent and time: `reported-late`, `expired`, `released`, `revoked`,
+//! `failed`, `cancelled`.
+//!
+//! The common path is recorded by the rows it writes anyway, not repeated
+//! here (three rows and their index per task were a tenth of the writer's
+//! time, docs/performance.md): a dispatch by its lease row (`started_ms`,
+//! agent, `solo`), a counted report by the same row (`ended_ms`, status,
+//! fuel), a task done by its task row (`finished_ms`) and the accepted
+//! lease (`verdict`). [`crate::store::stats`] counts those rows as the
+//! `leased`, `reported` and `done` events.
 
 use sqlx::SqliteConnection;
 
@@ -9,8 +19,8 @@ use crate::error::BrokerResult;
 pub struct TaskEvent<'a> {
     pub workload_id: &'a str,
     pub index: u32,
-    /// `leased`, `reported`, `expired`, `released`, `revoked`, `done`,
-    /// `failed`, `cancelled`.
+    /// `reported-late`, `expired`, `released`, `revoked`, `failed`,
+    /// `cancelled`.
     pub event: &'a str,
     pub lease_id: Option<&'a str>,
     pub agent_id: Option<&'a str>,

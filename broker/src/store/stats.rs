@@ -13,8 +13,8 @@ pub struct StoreStats {
     pub tasks_by_state: Vec<(String, u64)>,
     /// Workloads by state.
     pub workloads_by_state: Vec<(String, u64)>,
-    /// Every task event ever recorded, by kind (`leased`, `reported`,
-    /// `expired`, `released`, `revoked`, `done`, `failed`, …).
+    /// Every task event since the store was made, by kind (`leased`,
+    /// `reported`, `expired`, `released`, `revoked`, `done`, `failed`, …).
     pub events_by_kind: Vec<(String, u64)>,
     /// Runs leased now.
     pub active_leases: u64,
@@ -41,7 +41,16 @@ pub async fn read(conn: &mut SqliteConnection, seen_since_ms: i64) -> BrokerResu
         .await?,
         events_by_kind: grouped(
             conn,
-            "SELECT event AS key, COUNT(*) AS n FROM task_events GROUP BY event",
+            // The common path's events are the rows it wrote
+            // (`store::events`); the rest are in `task_events`.
+            "SELECT 'leased' AS key, COUNT(*) AS n FROM leases
+             UNION ALL
+             SELECT 'reported' AS key, COUNT(*) AS n FROM leases
+                 WHERE counted = 1 AND status_kind IS NOT NULL
+             UNION ALL
+             SELECT 'done' AS key, COUNT(*) AS n FROM tasks WHERE state = 'done'
+             UNION ALL
+             SELECT event AS key, COUNT(*) AS n FROM task_events GROUP BY event",
         )
         .await?,
         active_leases: count(
