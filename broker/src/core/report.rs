@@ -234,7 +234,8 @@ pub(crate) fn settle_task(
     reported: Option<ReportedOutput<'_>>,
     now: i64,
 ) -> BrokerResult<Option<Verdict>> {
-    let all = leases::of_task(conn, &workload.id, index)?;
+    let with_agents = separation != ReplicaSeparation::Agent;
+    let all = leases::of_task(conn, &workload.id, index, with_agents)?;
     let verdict = judge(&all, rules(workload, separation));
     let changed = match &verdict {
         Verdict::Done {

@@ -37,14 +37,27 @@ pub fn get(conn: &Connection, id: &str) -> BrokerResult<Option<LeaseRow>> {
     Ok(select(conn, &SQL, params![id])?.pop())
 }
 
-/// Every lease of a task, oldest first.
-pub fn of_task(conn: &Connection, workload_id: &str, index: u32) -> BrokerResult<Vec<LeaseRow>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
+/// Every lease of a task, oldest first; with each agent's owner and address
+/// only when `with_agents` (replicas kept apart by those), since reading
+/// them takes two lookups in `agents` per lease.
+pub fn of_task(
+    conn: &Connection,
+    workload_id: &str,
+    index: u32,
+    with_agents: bool,
+) -> BrokerResult<Vec<LeaseRow>> {
+    static WITH_AGENTS: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {COLUMNS} FROM leases WHERE workload_id = ? AND idx = ? ORDER BY started_ms, id"
         )
     });
-    select(conn, &SQL, params![workload_id, index])
+    static OWN: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {OWN_COLUMNS} FROM leases WHERE workload_id = ? AND idx = ? ORDER BY started_ms, id"
+        )
+    });
+    let sql = if with_agents { &WITH_AGENTS } else { &OWN };
+    select(conn, sql, params![workload_id, index])
 }
 
 /// Active leases whose deadline has passed (at most 1000 at a time).
