@@ -125,6 +125,11 @@ struct DispatchArgs {
     /// smallest queue].
     #[arg(long)]
     queue_window: Option<u64>,
+    /// Runs of each queue-length phase, each on a fresh broker; the median
+    /// run is the one reported [default: 3; 1 with --quick]. A window is
+    /// under a second at 10⁴ tasks/s, so one run says little.
+    #[arg(long)]
+    queue_repeats: Option<u32>,
     /// Mean simulated run time of each cycle's leases, e.g. 20s, jittered
     /// ±50 % per cycle; 0 reports at once. With it the agents can offer
     /// less load than the broker takes, and latencies show the broker's
@@ -315,6 +320,10 @@ fn dispatch(args: &DispatchArgs) -> Result<()> {
         replicas,
         queue_warmup: queue_window / 5,
         queue_window,
+        queue_repeats: args
+            .queue_repeats
+            .unwrap_or(if quick { 1 } else { 3 })
+            .max(1),
         queue_sizes,
         stall_timeout: args.stall_timeout,
         work_dir,

@@ -71,6 +71,8 @@ pub struct DispatchPlan {
     pub queue_warmup: u64,
     /// Tasks done in the queue-length window.
     pub queue_window: u64,
+    /// Runs of each queue-length phase; the median one is reported.
+    pub queue_repeats: u32,
     /// A phase fails when no report arrives for this long.
     pub stall_timeout: Duration,
     /// Where the brokers' data dirs and logs go (kept with `keep`).
@@ -134,13 +136,17 @@ async fn run_phases(plan: &DispatchPlan, fixture: &Fixture) -> Result<DispatchRe
             "queue length {queued}: submit with the agents idle, then measure {} tasks after {}…",
             plan.queue_window, plan.queue_warmup
         );
-        let point = queue_phase(plan, fixture, queued).await?;
-        eprintln!(
-            "  {:.0} tasks/s over {:.1} s",
-            point.tasks_per_second(),
-            point.window.as_secs_f64()
-        );
-        queue.push(point);
+        let mut runs = Vec::new();
+        for _ in 0..plan.queue_repeats {
+            let point = queue_phase(plan, fixture, queued).await?;
+            eprintln!(
+                "  {:.0} tasks/s over {:.1} s",
+                point.tasks_per_second(),
+                point.window.as_secs_f64()
+            );
+            runs.push(point);
+        }
+        queue.push(QueuePoint::median(runs)?);
     }
     let mut end_to_end = Vec::new();
     for &replicas in &plan.replicas {

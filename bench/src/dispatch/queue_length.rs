@@ -33,11 +33,27 @@ pub struct QueuePoint {
     pub io: Option<Io>,
     pub errors: Vec<String>,
     pub progress: Progress,
+    /// Tasks/s of every run of this phase, in run order (this point is the
+    /// median one).
+    pub run_rates: Vec<f64>,
 }
 
 impl QueuePoint {
     pub fn tasks_per_second(&self) -> f64 {
         self.window_tasks as f64 / self.window.as_secs_f64()
+    }
+
+    /// The run with the median tasks/s (the faster of the middle two for an
+    /// even count), knowing every run's rate.
+    pub fn median(mut runs: Vec<QueuePoint>) -> Result<QueuePoint> {
+        let run_rates: Vec<f64> = runs.iter().map(QueuePoint::tasks_per_second).collect();
+        runs.sort_by(|a, b| a.tasks_per_second().total_cmp(&b.tasks_per_second()));
+        let middle = runs.len() / 2;
+        let Some(mut point) = runs.into_iter().nth(middle) else {
+            bail!("no run of the queue-length phase");
+        };
+        point.run_rates = run_rates;
+        Ok(point)
     }
 
     pub fn submit_time(&self) -> Duration {
@@ -104,5 +120,6 @@ pub async fn queue_phase(
         io,
         errors,
         progress,
+        run_rates: Vec::new(),
     })
 }

@@ -125,6 +125,23 @@ impl DispatchReport {
             out,
             "  RSS and store once the queue is submitted (agents idle); tasks/s and latencies over the window"
         );
+        if self.queue.iter().any(|point| point.run_rates.len() > 1) {
+            let runs: Vec<String> = self
+                .queue
+                .iter()
+                .map(|point| {
+                    let rates: Vec<String> =
+                        point.run_rates.iter().map(|r| format!("{r:.0}")).collect();
+                    format!("{}: {}", point.queued, rates.join(" / "))
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  each row is the median of {} runs on fresh brokers; tasks/s of every run: {}",
+                self.plan.queue_repeats,
+                runs.join("; ")
+            );
+        }
         if let Some(spread) = self.queue_spread() {
             let _ = writeln!(
                 out,
@@ -330,6 +347,7 @@ impl DispatchReport {
                 "queue_sizes": p.queue_sizes,
                 "queue_warmup": p.queue_warmup,
                 "queue_window": p.queue_window,
+                "queue_repeats": p.queue_repeats,
                 "broker": p.broker_origin,
             },
             "took_s": self.took.as_secs_f64(),
@@ -342,6 +360,7 @@ impl DispatchReport {
                 "window_tasks": point.window_tasks,
                 "window_s": point.window.as_secs_f64(),
                 "tasks_per_second": point.tasks_per_second(),
+                "run_tasks_per_second": point.run_rates,
                 "latencies": point.latencies.iter().map(|s| s.to_json()).collect::<Vec<_>>(),
                 "cpu": point.cpu.to_json(),
                 "io": point.io.map(io_json),
