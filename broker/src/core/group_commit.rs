@@ -331,11 +331,12 @@ mod tests {
 
     /// A writer on a fresh store with one table, `t(k)`.
     fn writer() -> (tempfile::TempDir, GroupCommit) {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("store.db")).unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
+        let conn = Connection::open(dir.path().join("store.db")).expect("test setup");
         conn.execute_batch("PRAGMA journal_mode = wal; CREATE TABLE t (k TEXT PRIMARY KEY)")
-            .unwrap();
-        let commits = GroupCommit::start(conn, Arc::new(Mutex::new(Scheduler::default()))).unwrap();
+            .expect("test setup");
+        let commits = GroupCommit::start(conn, Arc::new(Mutex::new(Scheduler::default())))
+            .expect("test setup");
         (dir, commits)
     }
 
@@ -345,13 +346,15 @@ mod tests {
     }
 
     fn keys(dir: &tempfile::TempDir) -> Vec<String> {
-        let conn = Connection::open(dir.path().join("store.db")).unwrap();
-        let mut statement = conn.prepare("SELECT k FROM t ORDER BY k").unwrap();
+        let conn = Connection::open(dir.path().join("store.db")).expect("test setup");
+        let mut statement = conn
+            .prepare("SELECT k FROM t ORDER BY k")
+            .expect("test setup");
         statement
             .query_map([], |row| row.get(0))
-            .unwrap()
+            .expect("test setup")
             .collect::<Result<_, _>>()
-            .unwrap()
+            .expect("test setup")
     }
 
     /// How a test call behaves.
@@ -380,7 +383,7 @@ mod tests {
                 commits
                     .run(move |_| {
                         entered.store(true, Ordering::SeqCst);
-                        let _ = gate.lock().unwrap().recv();
+                        let _ = gate.lock().expect("test setup").recv();
                         Ok(unchanged(()))
                     })
                     .await
@@ -423,11 +426,13 @@ mod tests {
         while commits.jobs.capacity() > QUEUE - calls.len() {
             tokio::task::yield_now().await;
         }
-        release.send(()).unwrap();
-        held.await.unwrap().unwrap();
+        release.send(()).expect("the holding call waits");
+        held.await
+            .expect("the holding call ends")
+            .expect("the holding call commits");
         let mut outcomes = Vec::new();
         for (call, runs) in pending {
-            let outcome = call.await.unwrap();
+            let outcome = call.await.expect("the call task ends");
             outcomes.push((outcome, runs.load(Ordering::SeqCst)));
         }
         outcomes
@@ -446,9 +451,9 @@ mod tests {
             ],
         )
         .await;
-        assert_eq!(outcomes[0].0.as_ref().unwrap(), &"a");
+        assert_eq!(outcomes[0].0.as_ref().expect("test setup"), &"a");
         assert!(matches!(outcomes[1].0, Err(BrokerError::NotFound(_))));
-        assert_eq!(outcomes[2].0.as_ref().unwrap(), &"c");
+        assert_eq!(outcomes[2].0.as_ref().expect("test setup"), &"c");
         let runs: Vec<usize> = outcomes.iter().map(|(_, runs)| *runs).collect();
         assert_eq!(runs, [1, 1, 1], "no call ran twice");
         assert_eq!(keys(&dir), ["a", "c"]);
@@ -469,19 +474,26 @@ mod tests {
             ],
         )
         .await;
-        assert_eq!(outcomes[0].0.as_ref().unwrap(), &"a");
-        assert!(matches!(outcomes[1].0, Err(BrokerError::InvalidArgument(_))));
+        assert_eq!(outcomes[0].0.as_ref().expect("test setup"), &"a");
+        assert!(matches!(
+            outcomes[1].0,
+            Err(BrokerError::InvalidArgument(_))
+        ));
         assert!(matches!(outcomes[2].0, Err(BrokerError::NotFound(_))));
         assert!(
             matches!(&outcomes[3].0, Err(BrokerError::Internal(message)) if message.contains("panicked")),
             "{:?}",
             outcomes[3].0
         );
-        assert_eq!(outcomes[4].0.as_ref().unwrap(), &"e");
+        assert_eq!(outcomes[4].0.as_ref().expect("test setup"), &"e");
         // The batch was rolled back at b and ran again with savepoints: the
         // calls before b ran twice, those after it once.
         let runs: Vec<usize> = outcomes.iter().map(|(_, runs)| *runs).collect();
         assert_eq!(runs, [2, 2, 1, 1, 1]);
-        assert_eq!(keys(&dir), ["a", "e"], "only the failed calls' rows are undone");
+        assert_eq!(
+            keys(&dir),
+            ["a", "e"],
+            "only the failed calls' rows are undone"
+        );
     }
 }

@@ -89,21 +89,21 @@ mod tests {
 
     #[test]
     fn columns_are_found_in_order_out_of_order_and_not_at_all() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let conn = rusqlite::Connection::open_in_memory().expect("test setup");
         let mut statement = conn
             .prepare("SELECT 1 AS a, 'two' AS b, NULL AS c, 4.5 AS d")
-            .unwrap();
-        let mut rows = statement.query([]).unwrap();
-        let row = rows.next().unwrap().unwrap();
+            .expect("test setup");
+        let mut rows = statement.query([]).expect("test setup");
+        let row = rows.next().expect("test setup").expect("one row");
         let row = InOrder::new(row);
-        assert_eq!(row.int("a").unwrap(), 1);
-        assert_eq!(row.text("b").unwrap(), "two");
-        assert_eq!(row.int_or_null("c").unwrap(), None);
-        assert_eq!(row.real("d").unwrap(), 4.5);
+        assert_eq!(row.int("a").expect("a is 1"), 1);
+        assert_eq!(row.text("b").expect("b is text"), "two");
+        assert_eq!(row.int_or_null("c").expect("c is NULL"), None);
+        assert_eq!(row.real("d").expect("d is real"), 4.5);
         // Out of order, after the last column, and again.
-        assert_eq!(row.text("b").unwrap(), "two");
-        assert_eq!(row.int("a").unwrap(), 1);
-        assert_eq!(row.int("a").unwrap(), 1);
+        assert_eq!(row.text("b").expect("b is text"), "two");
+        assert_eq!(row.int("a").expect("a is 1"), 1);
+        assert_eq!(row.int("a").expect("a is 1"), 1);
         assert!(row.int("c").is_err(), "NULL is not an integer");
         assert!(row.int("missing").is_err());
     }

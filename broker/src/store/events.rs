@@ -1,6 +1,6 @@
 //! `task_events`: the transitions of a task off its common path, with
 //! agent and time: `reported-late`, `expired`, `released`, `revoked`,
-//! `failed`, `cancelled`.
+//! `disagreed`, `failed`, `cancelled`.
 //!
 //! The common path is recorded by the rows it writes anyway, not repeated
 //! here (three rows and their index per task were a tenth of the writer's
@@ -19,8 +19,8 @@ use crate::error::BrokerResult;
 pub struct TaskEvent<'a> {
     pub workload_id: &'a str,
     pub index: u32,
-    /// `reported-late`, `expired`, `released`, `revoked`, `failed`,
-    /// `cancelled`.
+    /// `reported-late`, `expired`, `released`, `revoked`, `disagreed`,
+    /// `failed`, `cancelled`.
     pub event: &'a str,
     pub lease_id: Option<&'a str>,
     pub agent_id: Option<&'a str>,

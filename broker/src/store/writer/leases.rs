@@ -63,7 +63,9 @@ pub fn of_task(
 /// Active leases whose deadline has passed (at most 1000 at a time).
 pub fn expired(conn: &Connection, now_ms: i64) -> BrokerResult<Vec<LeaseRow>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!("SELECT {COLUMNS} FROM leases WHERE state = 'active' AND deadline_ms < ? LIMIT 1000")
+        format!(
+            "SELECT {COLUMNS} FROM leases WHERE state = 'active' AND deadline_ms < ? LIMIT 1000"
+        )
     });
     select(conn, &SQL, params![now_ms])
 }
