@@ -46,6 +46,9 @@ trait Call: Send {
     /// one before.
     fn run(&mut self, conn: &Connection) -> bool;
 
+    /// The SQLite failure the last run ended in, if it failed in the store.
+    fn store_failure(&self) -> Option<rusqlite::ffi::Error>;
+
     /// Answers the call: with its outcome once its batch committed (with
     /// the scheduler to apply its change to), or with why the batch failed.
     fn finish(self: Box<Self>, committed: Result<&mut Scheduler, BrokerError>);
@@ -73,6 +76,15 @@ where
         let succeeded = outcome.is_ok();
         self.outcome = Some(outcome);
         succeeded
+    }
+
+    fn store_failure(&self) -> Option<rusqlite::ffi::Error> {
+        match &self.outcome {
+            Some(Err(BrokerError::Writer(rusqlite::Error::SqliteFailure(failure, _)))) => {
+                Some(*failure)
+            }
+            _ => None,
+        }
     }
 
     fn finish(self: Box<Self>, committed: Result<&mut Scheduler, BrokerError>) {
@@ -244,7 +256,7 @@ fn run_unguarded(conn: &Connection, batch: &mut [Job]) -> rusqlite::Result<bool>
             Ok(false) => conn.total_changes() == before,
             Err(_) => false,
         };
-        if let Err(error) = still_in_transaction(conn) {
+        if let Err(error) = still_in_transaction(conn, call.as_ref()) {
             rollback(conn);
             return Err(error);
         }
@@ -274,7 +286,7 @@ fn run_guarded(conn: &Connection, batch: &mut [Job]) -> rusqlite::Result<()> {
                 }
             }
             execute(conn, "RELEASE call")?;
-            still_in_transaction(conn)
+            still_in_transaction(conn, call.as_ref())
         })();
         if let Err(error) = step {
             rollback(conn);
@@ -300,12 +312,17 @@ fn commit(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Fails if SQLite ended the transaction itself (it does on some I/O
-/// errors and on a full disk): the calls after it would otherwise run and
-/// commit one statement at a time.
-fn still_in_transaction(conn: &Connection) -> rusqlite::Result<()> {
+/// errors and on a full disk) during `call`: the calls after it would
+/// otherwise run and commit one statement at a time. The batch fails with
+/// the call's own store failure, so every caller learns the store's
+/// condition (a full disk: `RESOURCE_EXHAUSTED`).
+fn still_in_transaction(conn: &Connection, call: &dyn Call) -> rusqlite::Result<()> {
     if conn.is_autocommit() {
+        let failure = call
+            .store_failure()
+            .unwrap_or_else(|| rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT));
         return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+            failure,
             Some("the store ended the batch's transaction".into()),
         ));
     }
@@ -364,6 +381,25 @@ mod tests {
         FailBeforeWriting,
         FailAfterWriting,
         PanicAfterWriting,
+        /// Writes, then ends the transaction as SQLite does on a full disk.
+        EndTransactionAsFullDisk,
+    }
+
+    /// Waits (yielding) until `ready`; a test that would hang fails instead.
+    async fn wait_until(what: &str, ready: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !ready() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting until {what}"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// How many times each call ran.
+    fn runs<T>(outcomes: &[(T, usize)]) -> Vec<usize> {
+        outcomes.iter().map(|(_, runs)| *runs).collect()
     }
 
     /// Holds the writer in a call until the calls under test are queued, so
@@ -389,9 +425,7 @@ mod tests {
                     .await
             })
         };
-        while !entered.load(Ordering::SeqCst) {
-            tokio::task::yield_now().await;
-        }
+        wait_until("the writer holds", || entered.load(Ordering::SeqCst)).await;
         let mut pending = Vec::new();
         for &(key, act) in calls {
             let runs = Arc::new(AtomicUsize::new(0));
@@ -415,6 +449,16 @@ mod tests {
                                     insert(conn, key)?;
                                     panic!("a bug in the call for {key}");
                                 }
+                                Act::EndTransactionAsFullDisk => {
+                                    insert(conn, key)?;
+                                    conn.execute_batch("ROLLBACK")?;
+                                    return Err(BrokerError::Writer(
+                                        rusqlite::Error::SqliteFailure(
+                                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                                            None,
+                                        ),
+                                    ));
+                                }
                             }
                             Ok(then(move |_| key))
                         })
@@ -423,9 +467,10 @@ mod tests {
                 runs,
             ));
         }
-        while commits.jobs.capacity() > QUEUE - calls.len() {
-            tokio::task::yield_now().await;
-        }
+        wait_until("the calls are queued", || {
+            commits.jobs.capacity() <= QUEUE - calls.len()
+        })
+        .await;
         release.send(()).expect("the holding call waits");
         held.await
             .expect("the holding call ends")
@@ -454,8 +499,7 @@ mod tests {
         assert_eq!(outcomes[0].0.as_ref().expect("test setup"), &"a");
         assert!(matches!(outcomes[1].0, Err(BrokerError::NotFound(_))));
         assert_eq!(outcomes[2].0.as_ref().expect("test setup"), &"c");
-        let runs: Vec<usize> = outcomes.iter().map(|(_, runs)| *runs).collect();
-        assert_eq!(runs, [1, 1, 1], "no call ran twice");
+        assert_eq!(runs(&outcomes), [1, 1, 1], "no call ran twice");
         assert_eq!(keys(&dir), ["a", "c"]);
     }
 
@@ -488,12 +532,40 @@ mod tests {
         assert_eq!(outcomes[4].0.as_ref().expect("test setup"), &"e");
         // The batch was rolled back at b and ran again with savepoints: the
         // calls before b ran twice, those after it once.
-        let runs: Vec<usize> = outcomes.iter().map(|(_, runs)| *runs).collect();
-        assert_eq!(runs, [2, 2, 1, 1, 1]);
+        assert_eq!(runs(&outcomes), [2, 2, 1, 1, 1]);
         assert_eq!(
             keys(&dir),
             ["a", "e"],
             "only the failed calls' rows are undone"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_the_store_ended_fails_the_batch_with_the_store_condition() {
+        let (dir, commits) = writer();
+        let commits = Arc::new(commits);
+        let outcomes = one_batch(
+            &commits,
+            &[
+                ("a", Act::Insert),
+                ("b", Act::EndTransactionAsFullDisk),
+                ("c", Act::Insert),
+            ],
+        )
+        .await;
+        for (key, (outcome, _)) in ["a", "b", "c"].iter().zip(&outcomes) {
+            let error = outcome.as_ref().expect_err("the batch failed");
+            assert_eq!(
+                error.store_condition(),
+                Some(crate::error::StoreCondition::Full),
+                "{key}: {error}"
+            );
+        }
+        assert_eq!(
+            runs(&outcomes),
+            [1, 1, 0],
+            "c never ran, alone in autocommit"
+        );
+        assert!(keys(&dir).is_empty(), "nothing of the batch was stored");
     }
 }
