@@ -46,16 +46,13 @@ pub fn of_task(
     index: u32,
     with_agents: bool,
 ) -> BrokerResult<Vec<LeaseRow>> {
-    static WITH_AGENTS: LazyLock<String> = LazyLock::new(|| {
+    fn sql(columns: &str) -> String {
         format!(
-            "SELECT {COLUMNS} FROM leases WHERE workload_id = ? AND idx = ? ORDER BY started_ms, id"
+            "SELECT {columns} FROM leases WHERE workload_id = ? AND idx = ? ORDER BY started_ms, id"
         )
-    });
-    static OWN: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {OWN_COLUMNS} FROM leases WHERE workload_id = ? AND idx = ? ORDER BY started_ms, id"
-        )
-    });
+    }
+    static WITH_AGENTS: LazyLock<String> = LazyLock::new(|| sql(COLUMNS));
+    static OWN: LazyLock<String> = LazyLock::new(|| sql(OWN_COLUMNS));
     let sql = if with_agents { &WITH_AGENTS } else { &OWN };
     select(conn, sql, params![workload_id, index])
 }
