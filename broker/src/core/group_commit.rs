@@ -427,13 +427,13 @@ mod tests {
         };
         wait_until("the writer holds", || entered.load(Ordering::SeqCst)).await;
         let mut pending = Vec::new();
-        for &(key, act) in calls {
+        for (queued, &(key, act)) in calls.iter().enumerate() {
             let runs = Arc::new(AtomicUsize::new(0));
             let counted = Arc::clone(&runs);
-            let commits = Arc::clone(commits);
+            let writer = Arc::clone(commits);
             pending.push((
                 tokio::spawn(async move {
-                    commits
+                    writer
                         .run(move |conn| {
                             counted.fetch_add(1, Ordering::SeqCst);
                             match act {
@@ -466,11 +466,13 @@ mod tests {
                 }),
                 runs,
             ));
+            // Spawned tasks may run in any order: queue them one at a
+            // time, so that the batch runs them in the order given.
+            wait_until("the call is queued", || {
+                commits.jobs.capacity() <= QUEUE - (queued + 1)
+            })
+            .await;
         }
-        wait_until("the calls are queued", || {
-            commits.jobs.capacity() <= QUEUE - calls.len()
-        })
-        .await;
         release.send(()).expect("the holding call waits");
         held.await
             .expect("the holding call ends")
