@@ -7,6 +7,12 @@
 //! next multiple is carried from one segment to the next so no division
 //! happens in the hot loop.
 //!
+//! Base primes below the segment's length have multiples in every segment
+//! and are walked in each. Larger ones have at most one multiple per
+//! segment, most often none, and near 10¹⁰ they are two thirds of the base
+//! primes: they wait in [`Buckets`], one per segment, and each segment only
+//! sees the primes that cross off one of its flags (a bucket sieve).
+//!
 //! Memory is one segment plus the base primes: O(√end) — about 40 KiB for
 //! `end` = 10⁹, but 2 GiB for `end` near `u64::MAX`, where the sandbox's
 //! memory limit stops the task. Time is O(end − start) plus O(√end).
@@ -40,6 +46,12 @@ impl PrimesInput {
 ///
 /// Total: any `start`/`end` is accepted, an empty range counts 0.
 pub fn count_primes(start: u64, end: u64) -> u64 {
+    count_in_segments::<SEGMENT_BYTES>(start, end)
+}
+
+/// [`count_primes`] with segments of `SEGMENT` candidates (a power of two;
+/// tests use small ones so that every path runs on ranges they can check).
+fn count_in_segments<const SEGMENT: usize>(start: u64, end: u64) -> u64 {
     if end <= start {
         return 0;
     }
@@ -51,52 +63,160 @@ pub fn count_primes(start: u64, end: u64) -> u64 {
         return count;
     }
     let base_primes = odd_primes_up_to((end - 1).isqrt());
+    let (small, large) =
+        base_primes.split_at(base_primes.partition_point(|&p| (p as usize) < SEGMENT));
     // Candidate `i` is the odd number `first + 2 * i`.
     let candidates = (end - first).div_ceil(2);
-    let mut next_multiple: Vec<u64> = base_primes
+    // Below 2¹⁵, a small prime's square is below 2³⁰: the first
+    // multiple's index fits u32, and so does every later offset.
+    let mut small: Vec<SmallPrime> = small
         .iter()
-        .map(|&prime| first_multiple_index(prime, first))
+        .map(|&prime| SmallPrime {
+            prime,
+            offset: u32::try_from(first_multiple_index(prime, first)).unwrap_or(u32::MAX),
+        })
         .collect();
-    let segment_capacity =
-        usize::try_from(candidates).map_or(SEGMENT_BYTES, |c| c.min(SEGMENT_BYTES));
+    let mut buckets = Buckets::<SEGMENT>::new(large, first);
+    let segment_capacity = usize::try_from(candidates).map_or(SEGMENT, |c| c.min(SEGMENT));
     let mut segment = vec![1u8; segment_capacity];
     let mut low = 0u64;
+    let mut number = 0u64;
     while low < candidates {
-        // At most SEGMENT_BYTES, so it fits usize on every target.
-        let length = (candidates - low).min(SEGMENT_BYTES as u64) as usize;
+        // At most SEGMENT, so it fits usize on every target.
+        let length = (candidates - low).min(SEGMENT as u64) as usize;
         let high = low + length as u64;
         let segment = &mut segment[..length];
         segment.fill(1);
-        sieve_segment(segment, low, &base_primes, &mut next_multiple);
+        sieve_segment(segment, &mut small);
+        buckets.sieve(segment, number);
         count += count_flags(segment);
         low = high;
+        number += 1;
     }
     count
 }
 
-/// Crosses off, in the segment of candidates `[low, low + segment.len())`,
-/// the multiples of every base prime whose next multiple lies in it, and
-/// moves each prime's next multiple past the segment.
+/// The base primes of at least a segment's length, each in the bucket of
+/// the segment that holds its next multiple, as `prime << 32 | offset` (the
+/// multiple's index in that segment).
+///
+/// A prime goes at most `prime / SEGMENT + 1` segments ahead, so a ring of
+/// buckets covers every segment a prime can be waiting for. A prime whose
+/// first multiple is its square, far ahead when the range starts low,
+/// waits in `pending` (in increasing order of that square) until the sieve
+/// reaches it.
+#[derive(Debug)]
+struct Buckets<const SEGMENT: usize> {
+    /// Bucket of segment `n` is `ring[n % ring.len()]`; the length is a
+    /// power of two.
+    ring: Vec<Vec<u64>>,
+    /// Large primes not yet in the ring and their first multiple's index,
+    /// in increasing order of both.
+    pending: Vec<(u32, u64)>,
+    /// How many of `pending` are in the ring already.
+    activated: usize,
+}
+
+impl<const SEGMENT: usize> Buckets<SEGMENT> {
+    fn new(large: &[u32], first: u64) -> Self {
+        let largest = large.last().map_or(0, |&p| u64::from(p));
+        let ring_len = (largest / SEGMENT as u64 + 2).next_power_of_two() as usize;
+        let mut buckets = Buckets {
+            ring: vec![Vec::new(); ring_len],
+            pending: Vec::new(),
+            activated: 0,
+        };
+        let window = (ring_len as u64).saturating_mul(SEGMENT as u64);
+        for &prime in large {
+            let index = first_multiple_index(prime, first);
+            if index < window {
+                buckets.insert(prime, index);
+            } else {
+                // Only primes whose first multiple is their square get here,
+                // and squares grow with the prime: `pending` stays sorted.
+                buckets.pending.push((prime, index));
+            }
+        }
+        buckets
+    }
+
+    /// Files `prime` under the segment that holds candidate `index`.
+    fn insert(&mut self, prime: u32, index: u64) {
+        let mask = self.ring.len() as u64 - 1;
+        let bucket = ((index / SEGMENT as u64) & mask) as usize;
+        let offset = index % SEGMENT as u64;
+        self.ring[bucket].push((u64::from(prime) << 32) | offset);
+    }
+
+    /// Crosses off in segment number `number` the multiples its bucket
+    /// holds, and files each of those primes under its next segment.
+    #[inline(never)]
+    fn sieve(&mut self, segment: &mut [u8], number: u64) {
+        let segment_end = (number + 1).saturating_mul(SEGMENT as u64);
+        while let Some(&(prime, index)) = self.pending.get(self.activated) {
+            if index >= segment_end {
+                break;
+            }
+            self.insert(prime, index);
+            self.activated += 1;
+        }
+        let mask = self.ring.len() as u64 - 1;
+        let current = (number & mask) as usize;
+        // Every prime is at least SEGMENT, so none goes back into the
+        // bucket being emptied.
+        let entries = std::mem::take(&mut self.ring[current]);
+        for &entry in &entries {
+            let prime = entry >> 32;
+            let offset = entry & u64::from(u32::MAX);
+            // The last segment may be shorter: past its end is past the range.
+            if let Some(flag) = segment.get_mut(offset as usize) {
+                *flag = 0;
+            }
+            let next = offset + prime;
+            let bucket = ((number + next / SEGMENT as u64) & mask) as usize;
+            self.ring[bucket].push((prime << 32) | (next % SEGMENT as u64));
+        }
+        let mut emptied = entries;
+        emptied.clear();
+        self.ring[current] = emptied;
+    }
+}
+
+/// A base prime below the segment length and the index of its next
+/// multiple, counted from the start of the segment being sieved.
+#[derive(Debug, Clone, Copy)]
+struct SmallPrime {
+    prime: u32,
+    offset: u32,
+}
+
+/// Crosses off in `segment` the multiples of every small prime whose next
+/// multiple lies in it, and carries each prime's offset over to the next
+/// segment.
 ///
 /// Never inlined, here and in [`count_flags`]: inlined into the task's one
 /// big `main`, the loops' few values (the slice's base and length, the
 /// index, the step) compete for registers with everything else there, and
 /// Cranelift, a simpler register allocator than LLVM's, reloads them from
 /// the stack at every store. On their own the loops keep more of them in
-/// registers. One call per segment, not per prime: a wasm call costs a
-/// prologue with stack and fuel bookkeeping, and most base primes have no
-/// multiple or only one in a segment.
+/// registers. For the same reason each prime's state is one pair of `u32`
+/// in one array, relative to the segment: a pointer and a length are all
+/// the loop carries. One call per segment, not per prime: a wasm call costs
+/// a prologue with stack and fuel bookkeeping.
 #[inline(never)]
-fn sieve_segment(segment: &mut [u8], low: u64, base_primes: &[u32], next_multiple: &mut [u64]) {
-    let high = low + segment.len() as u64;
-    for (&prime, next) in base_primes.iter().zip(next_multiple) {
-        if *next >= high {
+fn sieve_segment(segment: &mut [u8], small: &mut [SmallPrime]) {
+    // At most SEGMENT_BYTES (2¹⁵), so it fits u32.
+    let length = segment.len() as u32;
+    for entry in small {
+        if entry.offset >= length {
+            // Its square lies in a later segment.
+            entry.offset -= length;
             continue;
         }
         // Odd multiples of `prime` are `prime` candidates apart.
-        // `*next` is in `[low, high)`, so the offset is below the length.
-        let index = cross_off(segment, (*next - low) as usize, prime as usize);
-        *next = low + index as u64;
+        let index = cross_off(segment, entry.offset as usize, entry.prime as usize);
+        // Below `length + prime`, both below 2¹⁵.
+        entry.offset = index as u32 - length;
     }
 }
 
@@ -112,19 +232,29 @@ fn sieve_segment(segment: &mut [u8], low: u64, base_primes: &[u32], next_multipl
 fn cross_off(segment: &mut [u8], mut index: usize, step: usize) -> usize {
     let length = segment.len();
     // Below this, the trip's last store `index + 3 * step` is in bounds.
-    // A step too large for that saturates, and the plain loop does the rest.
-    let unrolled_end = length.saturating_sub(step.saturating_mul(3));
-    let flags = segment.as_mut_ptr();
-    while index < unrolled_end {
-        // SAFETY: `index < length - 3 * step`, so the four indices
-        // `index + k * step` (k ≤ 3) are below `length`, in `segment`.
-        unsafe {
-            *flags.add(index) = 0;
-            *flags.add(index + step) = 0;
-            *flags.add(index + 2 * step) = 0;
-            *flags.add(index + 3 * step) = 0;
+    // A step too large for that leaves nothing to unroll, and the plain
+    // loop does the rest. Steps are small primes (below 2¹⁵): `3 * step`
+    // does not overflow.
+    let unrolled_end = length.saturating_sub(3 * step);
+    if index < unrolled_end {
+        let flags = segment.as_mut_ptr();
+        // `at` walks by `4 * step` and may end past the segment, where it
+        // is only compared, never dereferenced: wrapping arithmetic.
+        let end = flags.wrapping_add(unrolled_end);
+        let mut at = flags.wrapping_add(index);
+        while at < end {
+            // SAFETY: `at` is below `flags + unrolled_end`, with
+            // `unrolled_end = length - 3 * step`, so the four stores
+            // `at + k * step` (k ≤ 3) are below `flags + length`.
+            unsafe {
+                *at = 0;
+                *at.add(step) = 0;
+                *at.add(2 * step) = 0;
+                *at.add(3 * step) = 0;
+            }
+            at = at.wrapping_add(4 * step);
         }
-        index += 4 * step;
+        index = at as usize - flags as usize;
     }
     while index < length {
         segment[index] = 0;
@@ -346,6 +476,47 @@ mod tests {
             let expected = (start..end).filter(|&n| is_prime_naive(n)).count() as u64;
             assert_eq!(count_primes(start, end), expected, "[{start}, {end})");
         }
+    }
+
+    #[test]
+    fn small_segments_take_every_path_and_match_a_naive_count() {
+        // With segments of 16 or 64 candidates most base primes of these
+        // ranges are large: they go through the buckets, the pending list
+        // (their square lies ahead) and the ring's wrap-around.
+        const LIMIT: u64 = 5000;
+        let mut primes_below = vec![0u64; LIMIT as usize + 1];
+        for n in 1..=LIMIT {
+            primes_below[n as usize] =
+                primes_below[n as usize - 1] + u64::from(is_prime_naive(n - 1));
+        }
+        for end in (1..=LIMIT).step_by(19) {
+            for start in (0..end).step_by(23) {
+                let expected = primes_below[end as usize] - primes_below[start as usize];
+                assert_eq!(
+                    count_in_segments::<16>(start, end),
+                    expected,
+                    "16: [{start}, {end})"
+                );
+                assert_eq!(
+                    count_in_segments::<64>(start, end),
+                    expected,
+                    "64: [{start}, {end})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn large_base_primes_cross_off_across_segments() {
+        // √(2³² + 70 000) > 2¹⁶: base primes up to 65 537, most of them
+        // larger than a segment, over three full segments and a short one.
+        let (start, end) = ((1u64 << 32) - 70_000, (1u64 << 32) + 70_000);
+        let divisors = odd_primes_up_to((end - 1).isqrt());
+        let expected = (start..end)
+            .filter(|&n| n % 2 == 1 && divisors.iter().all(|&d| !n.is_multiple_of(u64::from(d))))
+            .count() as u64;
+        assert_eq!(count_primes(start, end), expected);
+        assert_eq!(count_in_segments::<1024>(start, end), expected);
     }
 
     /// π(10⁹) in 100 tasks, the benchmark workload. Slow unoptimised: run
