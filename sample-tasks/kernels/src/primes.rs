@@ -229,38 +229,39 @@ fn sieve_segment(segment: &mut [u8], small: &mut [SmallPrime]) {
 /// puts at every loop header. Four stores a trip pay those once for four
 /// (wasm compilers do not unroll loops themselves).
 #[inline(always)]
-fn cross_off(segment: &mut [u8], mut index: usize, step: usize) -> usize {
+fn cross_off(segment: &mut [u8], index: usize, step: usize) -> usize {
     let length = segment.len();
     // Below this, the trip's last store `index + 3 * step` is in bounds.
     // A step too large for that leaves nothing to unroll, and the plain
     // loop does the rest. Steps are small primes (below 2¹⁵): `3 * step`
     // does not overflow.
     let unrolled_end = length.saturating_sub(3 * step);
-    if index < unrolled_end {
-        let flags = segment.as_mut_ptr();
-        // `at` walks by `4 * step` and may end past the segment, where it
-        // is only compared, never dereferenced: wrapping arithmetic.
-        let end = flags.wrapping_add(unrolled_end);
-        let mut at = flags.wrapping_add(index);
-        while at < end {
-            // SAFETY: `at` is below `flags + unrolled_end`, with
-            // `unrolled_end = length - 3 * step`, so the four stores
-            // `at + k * step` (k ≤ 3) are below `flags + length`.
-            unsafe {
-                *at = 0;
-                *at.add(step) = 0;
-                *at.add(2 * step) = 0;
-                *at.add(3 * step) = 0;
-            }
-            at = at.wrapping_add(4 * step);
+    let flags = segment.as_mut_ptr();
+    // `at` walks by `step` and ends past the segment, where it is only
+    // compared, never dereferenced: wrapping arithmetic. One pointer and no
+    // index: in the metered sandbox the loops then carry few enough values
+    // to keep them all in registers.
+    let unrolled = flags.wrapping_add(unrolled_end);
+    let end = flags.wrapping_add(length);
+    let mut at = flags.wrapping_add(index);
+    while at < unrolled {
+        // SAFETY: `at` is below `flags + unrolled_end`, with
+        // `unrolled_end = length - 3 * step`, so the four stores
+        // `at + k * step` (k ≤ 3) are below `flags + length`.
+        unsafe {
+            *at = 0;
+            *at.add(step) = 0;
+            *at.add(2 * step) = 0;
+            *at.add(3 * step) = 0;
         }
-        index = at as usize - flags as usize;
+        at = at.wrapping_add(4 * step);
     }
-    while index < length {
-        segment[index] = 0;
-        index += step;
+    while at < end {
+        // SAFETY: `at` is below `flags + length`, in `segment`.
+        unsafe { *at = 0 };
+        at = at.wrapping_add(step);
     }
-    index
+    at as usize - flags as usize
 }
 
 /// Number of flags set in `segment`, whose flags are all 0 or 1.
