@@ -18,6 +18,11 @@ pub struct BrokerConfig {
     /// accepted within one round trip; a short hold returns unaccepted tasks
     /// to the queue quickly.
     pub offer_hold: Duration,
+    /// How long a `RequestWork` that finds no work waits for some to arrive
+    /// before it answers without offers. An idle agent then starts within
+    /// a round trip of a submit instead of at its next poll, and asks about
+    /// once per wait instead of four times a second. Zero answers at once.
+    pub work_wait: Duration,
     /// How often expired leases are looked for.
     pub expiry_interval: Duration,
     /// Most offers made in one answer, whatever capacity the agent declares.
@@ -104,6 +109,7 @@ impl BrokerConfig {
             data_dir,
             lease_timeout: Duration::from_secs(30),
             offer_hold: Duration::from_secs(5),
+            work_wait: Duration::from_secs(1),
             expiry_interval: Duration::from_millis(250),
             max_offers_per_request: 64,
             max_module_bytes: 128 << 20,

@@ -99,6 +99,11 @@ struct Args {
     /// How long an offer is held for an agent before its task returns to the queue.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     offer_hold: Duration,
+    /// How long an agent's request for work waits for work to arrive when
+    /// there is none, before the broker answers "nothing, ask again" (0s
+    /// answers at once).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    work_wait: Duration,
     /// Largest module accepted at submit, e.g. 128MiB.
     #[arg(long, default_value = "128MiB", value_parser = parse_size)]
     max_module_size: u64,
@@ -288,6 +293,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut config = BrokerConfig::new(args.data_dir.clone());
     config.lease_timeout = args.lease_timeout;
     config.offer_hold = args.offer_hold;
+    config.work_wait = args.work_wait;
     config.max_module_bytes = args.max_module_size;
     config.max_workload_input_bytes = args.max_workload_input;
     config.fee_basis_points = args.fee_percent;

@@ -861,3 +861,63 @@ async fn batched_reports_are_answered_one_by_one() {
     }
     assert_ledger_consistent(&url).await;
 }
+
+/// Asks for up to four tasks with 1 GiB free.
+async fn ask_for_work(agent: &mut AgentClient) -> v1::RequestWorkResponse {
+    agent
+        .request_work(v1::RequestWorkRequest {
+            capacity: 4,
+            free_memory_bytes: 1 << 30,
+        })
+        .await
+        .expect("an answer")
+        .into_inner()
+}
+
+/// A request for work that finds none is held (`--work-wait`) and answered
+/// as soon as a workload arrives, with offers; a request whose wait ran out
+/// may ask again at once; without a wait the broker answers at once and
+/// says when to ask again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_agent_is_answered_as_soon_as_work_arrives() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A wait far longer than the test: only the submit can end it early.
+    let broker = BrokerProcess::start(&dir.path().join("held"), &["--work-wait", "300s"]);
+    let url = broker.url();
+    let mut agent = agent_client(&url, &register(&url, "idle").await).await;
+    let asked = tokio::spawn(async move { ask_for_work(&mut agent).await });
+    // Time for the request to reach the broker and find the queue empty.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!asked.is_finished(), "a request with no work waits");
+    echo_submission(3)
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let answer = tokio::time::timeout(TIMEOUT, asked)
+        .await
+        .expect("answered when the workload arrived, not when the wait ran out")
+        .expect("the request task");
+    assert_eq!(answer.offers.len(), 3, "every task of the new workload");
+
+    let broker = BrokerProcess::start(&dir.path().join("short"), &["--work-wait", "200ms"]);
+    let url = broker.url();
+    let mut agent = agent_client(&url, &register(&url, "idle").await).await;
+    let started = Instant::now();
+    let answer = ask_for_work(&mut agent).await;
+    assert!(answer.offers.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "held for the wait"
+    );
+    assert_eq!(answer.retry_after_ms, 0, "it waited already");
+
+    let broker = BrokerProcess::start(&dir.path().join("polled"), &["--work-wait", "0s"]);
+    let url = broker.url();
+    let mut agent = agent_client(&url, &register(&url, "idle").await).await;
+    let answer = ask_for_work(&mut agent).await;
+    assert!(answer.offers.is_empty());
+    assert_eq!(
+        answer.retry_after_ms, 250,
+        "ask again in a quarter of a second"
+    );
+}

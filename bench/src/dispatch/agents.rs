@@ -368,7 +368,10 @@ impl SimAgent {
             .into_inner();
         let offered_at = Instant::now();
         counters.requests.fetch_add(1, Ordering::Relaxed);
-        if recording {
+        // A request that finds no work is held by the broker until some
+        // arrives (`--work-wait`): its time is waiting, not serving, and is
+        // left out of the latencies (it is counted as an idle request).
+        if recording && !offers.offers.is_empty() {
             latencies.record(Rpc::RequestWork, offered_at - started);
         }
         if offers.offers.is_empty() {

@@ -59,6 +59,9 @@ pub struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) store: Store,
     pub(crate) scheduler: Arc<Mutex<Scheduler>>,
+    /// The scheduler's signal that work became ready, reachable without
+    /// its lock.
+    work_ready: Arc<tokio::sync::Notify>,
     /// The writer the agents' hot calls commit through.
     pub(crate) commits: GroupCommit,
     /// Checkpoints the store's WAL beside the writer.
@@ -109,7 +112,9 @@ impl Broker {
             );
         }
         let store = Store::open(&config.data_dir).await?;
-        let scheduler = Arc::new(Mutex::new(Scheduler::default()));
+        let scheduler = Scheduler::default();
+        let work_ready = scheduler.work_ready();
+        let scheduler = Arc::new(Mutex::new(scheduler));
         let commits = GroupCommit::start(store.writer_connection()?, Arc::clone(&scheduler))?;
         let checkpoints = store.start_checkpoints()?;
         let runtime = Runtime::new(RuntimeConfig {
@@ -120,6 +125,7 @@ impl Broker {
             config,
             store,
             scheduler,
+            work_ready,
             commits,
             _checkpoints: checkpoints,
             runtime,

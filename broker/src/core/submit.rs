@@ -82,12 +82,14 @@ impl Broker {
         let escrow_micro =
             pricing.escrow(task_count, quorum, new.limits.fuel, new.limits.memory_bytes)?;
         self.check_balance(&new.issuer, escrow_micro).await?;
+        let checking = std::time::Instant::now();
         let module = TaskModule::new(new.module);
         self.check_module(&module, &new.limits, "module").await?;
         let reducer = new.reducer.map(TaskModule::new);
         if let Some(reducer) = &reducer {
             self.check_module(reducer, &new.limits, "reducer").await?;
         }
+        let checked = checking.elapsed();
         let now = now_ms();
         let row = WorkloadRow {
             id: new_workload_id(),
@@ -124,6 +126,7 @@ impl Broker {
         billing::escrow(&mut tx, &row, now).await?;
         tasks::insert_all(&mut tx, &row.id, &new.inputs).await?;
         tx.commit().await?;
+        let stored = checking.elapsed() - checked;
         let id = row.id.clone();
         let pending = (0..task_count)
             .map(|index| PendingTask {
@@ -136,7 +139,13 @@ impl Broker {
             .await
             .add_workload(Arc::new(row), pending);
         self.changed();
-        tracing::info!(workload = %id, tasks = task_count, "workload submitted");
+        tracing::info!(
+            workload = %id,
+            tasks = task_count,
+            checked_ms = checked.as_millis(),
+            stored_ms = stored.as_millis(),
+            "workload submitted"
+        );
         Ok((id, task_count))
     }
 

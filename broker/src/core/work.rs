@@ -27,6 +27,37 @@ pub struct GrantedLease {
 }
 
 impl Broker {
+    /// [`Broker::request_work`], but when there is nothing to offer, waits
+    /// up to `work_wait` for a task to become ready (or the broker to stop)
+    /// and asks once more: an idle agent gets new work within a round trip.
+    pub async fn request_work_waiting(
+        &self,
+        agent_id: &str,
+        capacity: u32,
+        free_memory: u64,
+    ) -> BrokerResult<Vec<Offered>> {
+        let wait = self.config.work_wait;
+        if wait.is_zero() {
+            return self.request_work(agent_id, capacity, free_memory).await;
+        }
+        // Registered before looking, so a task readied in between is not
+        // missed.
+        let ready = self.work_ready.notified();
+        tokio::pin!(ready);
+        ready.as_mut().enable();
+        let offered = self.request_work(agent_id, capacity, free_memory).await?;
+        if !offered.is_empty() {
+            return Ok(offered);
+        }
+        let mut stopping = self.stopping();
+        tokio::select! {
+            () = ready => {}
+            () = tokio::time::sleep(wait) => {}
+            _ = stopping.wait_for(|stopping| *stopping) => return Ok(offered),
+        }
+        self.request_work(agent_id, capacity, free_memory).await
+    }
+
     /// Offers for an agent with `capacity` free slots and `free_memory`.
     pub async fn request_work(
         &self,

@@ -16,6 +16,8 @@ pub mod verdict;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use self::fair_queue::FairQueue;
 use self::offers::Offers;
 use self::verdict::Progress;
@@ -171,9 +173,18 @@ pub struct Scheduler {
     /// Bumped whenever `clean_agents` is emptied, so a record read before a
     /// disagreement was recorded cannot mark its agent clean after it.
     clean_epoch: u64,
+    /// Wakes requests for work waiting on an empty queue: all of them for a
+    /// new workload, one per task that becomes ready again.
+    work_ready: Arc<Notify>,
 }
 
 impl Scheduler {
+    /// What waiting requests for work wait on: notified whenever a task
+    /// becomes ready (see [`Scheduler::offer`]).
+    pub fn work_ready(&self) -> Arc<Notify> {
+        Arc::clone(&self.work_ready)
+    }
+
     /// Puts an agent in a replica group: no two replicas of a task go to
     /// agents of one group.
     pub fn set_group(&mut self, agent: &str, group: String) {
@@ -219,8 +230,12 @@ impl Scheduler {
             }
             queue.tasks.insert(pending.index, task);
         }
+        let any_ready = !queue.ready.is_empty();
         self.order.add(&row.issuer, &row.id);
         self.workloads.insert(row.id.clone(), queue);
+        if any_ready {
+            self.work_ready.notify_waiters();
+        }
     }
 
     /// Notes an accepted result of a workload, for its estimates.
@@ -258,6 +273,7 @@ impl Scheduler {
             progress.solo_agent = None;
             if needs_run(&queue.row, progress) {
                 queue.ready.push_front(task.1);
+                self.work_ready.notify_one();
             }
         }
     }
@@ -372,7 +388,11 @@ impl Scheduler {
                 continue;
             }
             match take_ready(queue, &group) {
-                Some(index) => {
+                Some((index, more_wanted)) => {
+                    if more_wanted {
+                        // Another agent may take the next replica now.
+                        self.work_ready.notify_one();
+                    }
                     fruitless = 0;
                     free_memory -= queue.row.limits.memory_bytes;
                     self.offers
@@ -457,6 +477,7 @@ impl Scheduler {
         }
         if needs_run(&queue.row, progress) {
             queue.ready.push_back(task.1);
+            self.work_ready.notify_one();
         }
     }
 
@@ -508,6 +529,7 @@ impl Scheduler {
         }
         if needs_run(&queue.row, tracked) {
             queue.ready.push_back(task.1);
+            self.work_ready.notify_one();
         }
     }
 
@@ -524,8 +546,9 @@ impl Scheduler {
 
 /// The next ready task of `queue` that an agent of replica group `agent`
 /// may run, marked in flight: one the group has not tried if there is
-/// such, else one it failed before.
-fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<u32> {
+/// such, else one it failed before; and whether it wants more replicas
+/// (it stays ready for other agents).
+fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<(u32, bool)> {
     // Tasks this agent may not take now are put back in order; the scan is
     // bounded so one request cannot walk a huge queue.
     let mut skipped = Vec::new();
@@ -567,9 +590,10 @@ fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<u32> {
     let progress = queue.tasks.get_mut(&index)?;
     progress.in_flight += 1;
     progress.agents.insert(agent.to_owned());
-    if needs_run(&queue.row, progress) {
+    let more_wanted = needs_run(&queue.row, progress);
+    if more_wanted {
         // More replicas wanted: let other agents get it soon.
         queue.ready.push_front(index);
     }
-    Some(index)
+    Some((index, more_wanted))
 }

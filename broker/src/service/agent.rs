@@ -25,7 +25,8 @@ use crate::service::convert::ledger_entry;
 use crate::store::agents::AgentRow;
 use crate::store::{leases, modules};
 
-/// How long an agent waits before asking again when there is no work.
+/// How long an agent waits before asking again when there is no work and
+/// the broker does not hold requests for work (`--work-wait 0s`).
 const RETRY_WHEN_IDLE_MS: u32 = 250;
 
 /// The agent service over a broker.
@@ -109,7 +110,7 @@ impl AgentService for AgentApi {
         let r = request.into_inner();
         let offered = self
             .broker
-            .request_work(&agent, r.capacity, r.free_memory_bytes)
+            .request_work_waiting(&agent, r.capacity, r.free_memory_bytes)
             .await?;
         let offers: Vec<v1::Offer> = offered
             .iter()
@@ -128,7 +129,8 @@ impl AgentService for AgentApi {
                 expires_unix_ms: offer.expires_ms,
             })
             .collect();
-        let retry_after_ms = if offers.is_empty() {
+        // A request that already waited for work may ask again at once.
+        let retry_after_ms = if offers.is_empty() && self.broker.config().work_wait.is_zero() {
             RETRY_WHEN_IDLE_MS
         } else {
             0
