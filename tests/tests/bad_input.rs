@@ -240,15 +240,7 @@ async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
         .expect_err("unknown token");
     assert_eq!(error.code(), Code::Unauthenticated);
 
-    let offers = alice
-        .request_work(v1::RequestWorkRequest {
-            capacity: 4,
-            free_memory_bytes: 1 << 30,
-        })
-        .await
-        .expect("offers")
-        .into_inner()
-        .offers;
+    let offers = ask_for_work(&mut alice).await.offers;
     assert_eq!(offers.len(), 1);
     let task = offers[0].task.clone().expect("task");
     // Mallory cannot take Alice's offer.

@@ -385,15 +385,20 @@ mod tests {
         assert_eq!(count_primes(2, 3), 1);
     }
 
-    #[test]
-    fn every_small_range_matches_a_naive_count() {
-        const LIMIT: u64 = 2000;
-        // primes_below[n] = number of primes < n.
-        let mut primes_below = vec![0u64; LIMIT as usize + 1];
-        for n in 1..=LIMIT {
+    /// `primes_below[n]` = the number of primes below `n`, for `n <= limit`.
+    fn naive_prime_counts(limit: u64) -> Vec<u64> {
+        let mut primes_below = vec![0u64; limit as usize + 1];
+        for n in 1..=limit {
             primes_below[n as usize] =
                 primes_below[n as usize - 1] + u64::from(is_prime_naive(n - 1));
         }
+        primes_below
+    }
+
+    #[test]
+    fn every_small_range_matches_a_naive_count() {
+        const LIMIT: u64 = 2000;
+        let primes_below = naive_prime_counts(LIMIT);
         for end in 1..=LIMIT {
             for start in 0..end {
                 let expected = primes_below[end as usize] - primes_below[start as usize];
@@ -485,11 +490,7 @@ mod tests {
         // ranges are large: they go through the buckets, the pending list
         // (their square lies ahead) and the ring's wrap-around.
         const LIMIT: u64 = 5000;
-        let mut primes_below = vec![0u64; LIMIT as usize + 1];
-        for n in 1..=LIMIT {
-            primes_below[n as usize] =
-                primes_below[n as usize - 1] + u64::from(is_prime_naive(n - 1));
-        }
+        let primes_below = naive_prime_counts(LIMIT);
         for end in (1..=LIMIT).step_by(19) {
             for start in (0..end).step_by(23) {
                 let expected = primes_below[end as usize] - primes_below[start as usize];
