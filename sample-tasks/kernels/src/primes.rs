@@ -77,18 +77,21 @@ fn count_in_segments<const SEGMENT: usize>(start: u64, end: u64) -> u64 {
         })
         .collect();
     let mut buckets = Buckets::<SEGMENT>::new(large, first);
-    let segment_capacity = usize::try_from(candidates).map_or(SEGMENT, |c| c.min(SEGMENT));
-    let mut segment = vec![1u8; segment_capacity];
+    // A whole segment even for a shorter range or last segment: the
+    // buckets then store at any offset below SEGMENT without a check (past
+    // the range's end, into flags nobody counts).
+    let mut flags = vec![1u8; SEGMENT];
     let mut low = 0u64;
     let mut number = 0u64;
     while low < candidates {
         // At most SEGMENT, so it fits usize on every target.
         let length = (candidates - low).min(SEGMENT as u64) as usize;
         let high = low + length as u64;
-        let segment = &mut segment[..length];
+        let segment = &mut flags[..length];
         segment.fill(1);
         sieve_segment(segment, &mut small);
-        buckets.sieve(segment, number);
+        buckets.sieve(&mut flags, number);
+        let segment = &flags[..length];
         count += count_flags(segment);
         low = high;
         number += 1;
@@ -148,10 +151,14 @@ impl<const SEGMENT: usize> Buckets<SEGMENT> {
         self.ring[bucket].push((u64::from(prime) << 32) | offset);
     }
 
-    /// Crosses off in segment number `number` the multiples its bucket
-    /// holds, and files each of those primes under its next segment.
+    /// Crosses off in segment number `number` (`flags`, SEGMENT long
+    /// whatever the segment's length) the multiples its bucket holds, and
+    /// files each of those primes under its next segment.
     #[inline(never)]
-    fn sieve(&mut self, segment: &mut [u8], number: u64) {
+    fn sieve(&mut self, flags: &mut [u8], number: u64) {
+        let Ok(flags) = <&mut [u8; SEGMENT]>::try_from(flags) else {
+            unreachable!("the flags of a segment are SEGMENT long");
+        };
         let segment_end = (number + 1).saturating_mul(SEGMENT as u64);
         while let Some(&(prime, index)) = self.pending.get(self.activated) {
             if index >= segment_end {
@@ -165,16 +172,33 @@ impl<const SEGMENT: usize> Buckets<SEGMENT> {
         // Every prime is at least SEGMENT, so none goes back into the
         // bucket being emptied.
         let entries = std::mem::take(&mut self.ring[current]);
+        // Room in every bucket for all these entries, so the loop below
+        // stores without a capacity check: a call to grow a vector, even one
+        // never taken, makes Cranelift keep the loop's values on the stack.
+        for bucket in &mut self.ring {
+            bucket.reserve(entries.len());
+        }
+        let ring = self.ring.as_mut_ptr();
         for &entry in &entries {
             let prime = entry >> 32;
             let offset = entry & u64::from(u32::MAX);
-            // The last segment may be shorter: past its end is past the range.
-            if let Some(flag) = segment.get_mut(offset as usize) {
-                *flag = 0;
-            }
+            // Below SEGMENT (an offset in a segment): within `flags`, past
+            // the range's end in a short last segment.
+            flags[offset as usize % SEGMENT] = 0;
             let next = offset + prime;
             let bucket = ((number + next / SEGMENT as u64) & mask) as usize;
-            self.ring[bucket].push((prime << 32) | (next % SEGMENT as u64));
+            // SAFETY: `bucket` is masked below the ring's length (a power of
+            // two), and it is not `current`, whose vector was taken out; it
+            // had room for `entries.len()` more, and gets at most that many.
+            unsafe {
+                let bucket = &mut *ring.add(bucket);
+                let len = bucket.len();
+                bucket
+                    .as_mut_ptr()
+                    .add(len)
+                    .write((prime << 32) | (next % SEGMENT as u64));
+                bucket.set_len(len + 1);
+            }
         }
         let mut emptied = entries;
         emptied.clear();
