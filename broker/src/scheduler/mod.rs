@@ -179,8 +179,9 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// What waiting requests for work wait on: notified whenever a task
-    /// becomes ready (see [`Scheduler::offer`]).
+    /// What waiting requests for work wait on: notified wherever a task
+    /// joins a ready queue (a new workload, a run that ended without a
+    /// result, a replica more).
     pub fn work_ready(&self) -> Arc<Notify> {
         Arc::clone(&self.work_ready)
     }
