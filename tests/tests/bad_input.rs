@@ -240,7 +240,7 @@ async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
         .expect_err("unknown token");
     assert_eq!(error.code(), Code::Unauthenticated);
 
-    let offers = ask_for_work(&mut alice).await.offers;
+    let offers = ask_for_work(&mut alice, 4).await.offers;
     assert_eq!(offers.len(), 1);
     let task = offers[0].task.clone().expect("task");
     // Mallory cannot take Alice's offer.
@@ -402,15 +402,7 @@ async fn lease_task(agent: &mut AgentClient, workload_id: &str, index: u32) -> v
     };
     let started = Instant::now();
     loop {
-        let offers = agent
-            .request_work(v1::RequestWorkRequest {
-                capacity: 8,
-                free_memory_bytes: 1 << 30,
-            })
-            .await
-            .expect("offers")
-            .into_inner()
-            .offers;
+        let offers = ask_for_work(agent, 8).await.offers;
         let offered = offers
             .iter()
             .any(|offer| offer.task.as_ref() == Some(&wanted));
@@ -751,15 +743,7 @@ async fn batched_reports_are_answered_one_by_one() {
     let (alice, bob) = (register(&url, "alice").await, register(&url, "bob").await);
     let mut alice = agent_client(&url, &alice).await;
     let mut bob = agent_client(&url, &bob).await;
-    let offers = alice
-        .request_work(v1::RequestWorkRequest {
-            capacity: 2,
-            free_memory_bytes: 1 << 30,
-        })
-        .await
-        .expect("offers")
-        .into_inner()
-        .offers;
+    let offers = ask_for_work(&mut alice, 2).await.offers;
     let tasks: Vec<TaskRef> = offers
         .iter()
         .filter_map(|o| o.task.clone())
@@ -772,15 +756,7 @@ async fn batched_reports_are_answered_one_by_one() {
         .into_inner()
         .leases;
     assert_eq!(leases.len(), 2);
-    let bobs = bob
-        .request_work(v1::RequestWorkRequest {
-            capacity: 1,
-            free_memory_bytes: 1 << 30,
-        })
-        .await
-        .expect("offers")
-        .into_inner()
-        .offers;
+    let bobs = ask_for_work(&mut bob, 1).await.offers;
     let bobs_lease = bob
         .accept_offers(v1::AcceptOffersRequest {
             tasks: bobs.iter().filter_map(|o| o.task.clone()).take(1).collect(),
@@ -854,11 +830,11 @@ async fn batched_reports_are_answered_one_by_one() {
     assert_ledger_consistent(&url).await;
 }
 
-/// Asks for up to four tasks with 1 GiB free.
-async fn ask_for_work(agent: &mut AgentClient) -> v1::RequestWorkResponse {
+/// Asks for up to `capacity` tasks with 1 GiB free.
+async fn ask_for_work(agent: &mut AgentClient, capacity: u32) -> v1::RequestWorkResponse {
     agent
         .request_work(v1::RequestWorkRequest {
-            capacity: 4,
+            capacity,
             free_memory_bytes: 1 << 30,
         })
         .await
@@ -877,7 +853,7 @@ async fn an_idle_agent_is_answered_as_soon_as_work_arrives() {
     let broker = BrokerProcess::start(&dir.path().join("held"), &["--work-wait", "300s"]);
     let url = broker.url();
     let mut agent = agent_client(&url, &register(&url, "idle").await).await;
-    let asked = tokio::spawn(async move { ask_for_work(&mut agent).await });
+    let asked = tokio::spawn(async move { ask_for_work(&mut agent, 4).await });
     // Time for the request to reach the broker and find the queue empty.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!asked.is_finished(), "a request with no work waits");
@@ -895,7 +871,7 @@ async fn an_idle_agent_is_answered_as_soon_as_work_arrives() {
     let url = broker.url();
     let mut agent = agent_client(&url, &register(&url, "idle").await).await;
     let started = Instant::now();
-    let answer = ask_for_work(&mut agent).await;
+    let answer = ask_for_work(&mut agent, 4).await;
     assert!(answer.offers.is_empty());
     assert!(
         started.elapsed() >= Duration::from_millis(200),
@@ -906,7 +882,7 @@ async fn an_idle_agent_is_answered_as_soon_as_work_arrives() {
     let broker = BrokerProcess::start(&dir.path().join("polled"), &["--work-wait", "0s"]);
     let url = broker.url();
     let mut agent = agent_client(&url, &register(&url, "idle").await).await;
-    let answer = ask_for_work(&mut agent).await;
+    let answer = ask_for_work(&mut agent, 4).await;
     assert!(answer.offers.is_empty());
     assert_eq!(
         answer.retry_after_ms, 250,

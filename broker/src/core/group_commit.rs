@@ -402,13 +402,14 @@ mod tests {
         outcomes.iter().map(|(_, runs)| *runs).collect()
     }
 
-    /// Holds the writer in a call until the calls under test are queued, so
-    /// that they all run in the next batch; answers each call's outcome and
-    /// how many times each ran.
+    /// On a fresh writer, holds the writer in a call until the calls under
+    /// test are queued, so that they all run in the next batch; answers the
+    /// store's directory, and each call's outcome and how many times it ran.
     async fn one_batch(
-        commits: &Arc<GroupCommit>,
         calls: &[(&'static str, Act)],
-    ) -> Vec<(BrokerResult<&'static str>, usize)> {
+    ) -> (tempfile::TempDir, Vec<(BrokerResult<&'static str>, usize)>) {
+        let (dir, commits) = writer();
+        let commits = &Arc::new(commits);
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = std::sync::Mutex::new(gate);
         let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -482,21 +483,16 @@ mod tests {
             let outcome = call.await.expect("the call task ends");
             outcomes.push((outcome, runs.load(Ordering::SeqCst)));
         }
-        outcomes
+        (dir, outcomes)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_call_failing_before_it_writes_leaves_the_batch_on_the_fast_path() {
-        let (dir, commits) = writer();
-        let commits = Arc::new(commits);
-        let outcomes = one_batch(
-            &commits,
-            &[
-                ("a", Act::Insert),
-                ("b", Act::FailBeforeWriting),
-                ("c", Act::Insert),
-            ],
-        )
+        let (dir, outcomes) = one_batch(&[
+            ("a", Act::Insert),
+            ("b", Act::FailBeforeWriting),
+            ("c", Act::Insert),
+        ])
         .await;
         assert_eq!(outcomes[0].0.as_ref().expect("test setup"), &"a");
         assert!(matches!(outcomes[1].0, Err(BrokerError::NotFound(_))));
@@ -507,18 +503,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_call_failing_after_it_wrote_is_undone_alone() {
-        let (dir, commits) = writer();
-        let commits = Arc::new(commits);
-        let outcomes = one_batch(
-            &commits,
-            &[
-                ("a", Act::Insert),
-                ("b", Act::FailAfterWriting),
-                ("c", Act::FailBeforeWriting),
-                ("d", Act::PanicAfterWriting),
-                ("e", Act::Insert),
-            ],
-        )
+        let (dir, outcomes) = one_batch(&[
+            ("a", Act::Insert),
+            ("b", Act::FailAfterWriting),
+            ("c", Act::FailBeforeWriting),
+            ("d", Act::PanicAfterWriting),
+            ("e", Act::Insert),
+        ])
         .await;
         assert_eq!(outcomes[0].0.as_ref().expect("test setup"), &"a");
         assert!(matches!(
@@ -544,16 +535,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_transaction_the_store_ended_fails_the_batch_with_the_store_condition() {
-        let (dir, commits) = writer();
-        let commits = Arc::new(commits);
-        let outcomes = one_batch(
-            &commits,
-            &[
-                ("a", Act::Insert),
-                ("b", Act::EndTransactionAsFullDisk),
-                ("c", Act::Insert),
-            ],
-        )
+        let (dir, outcomes) = one_batch(&[
+            ("a", Act::Insert),
+            ("b", Act::EndTransactionAsFullDisk),
+            ("c", Act::Insert),
+        ])
         .await;
         for (key, (outcome, _)) in ["a", "b", "c"].iter().zip(&outcomes) {
             let error = outcome.as_ref().expect_err("the batch failed");
