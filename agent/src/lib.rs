@@ -48,7 +48,8 @@
 //!   runs, for the policy.
 //! - `capacity`: free slots and memory, reserved per lease.
 //! - `module_store`: modules on disk by sha256; `module_fetch`: `FetchModule`.
-//! - `outbox`: results persisted until acknowledged; `reporter`: sends them.
+//! - `outbox`: results persisted until acknowledged; `reporter`: sends them;
+//!   `work_ask`: whether the reporter asks for work with them.
 //! - `lease_keeper`: `ExtendLease` while a task runs.
 //! - `worker`: one lease from module to report.
 //! - `work_loop`: start, then take work until asked to stop; `stop`: the stop
@@ -86,6 +87,7 @@ mod reporter;
 mod self_update;
 mod speed;
 mod stop;
+mod work_ask;
 mod work_loop;
 mod worker;
 

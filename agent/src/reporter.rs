@@ -3,7 +3,8 @@
 //! from the outbox once the broker acknowledged it. Results ready together
 //! go in one `ReportResults` call (up to [`MAX_REPORTS_PER_CALL`] and
 //! [`REPORT_BATCH_BYTES`]); to a broker without that call, one
-//! `ReportResult` each.
+//! `ReportResult` each. When the work loop waits for the capacity a report
+//! gives back, the call also asks for work for it ([`WorkAsk`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,17 +12,30 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::{Code, Status};
-use wasmgrid_proto::v1::{ReportResultRequest, ReportResultsRequest};
+use wasmgrid_proto::v1::{
+    AcceptOffersRequest, ReportResultRequest, ReportResultsRequest, RequestWorkRequest,
+};
 use wasmgrid_proto::{MAX_REPORTS_PER_CALL, REPORT_BATCH_BYTES};
 
 use crate::backoff::Backoff;
+use crate::capacity::Reservation;
 use crate::client::{BrokerClient, Retry};
 use crate::counters::{Counters, add};
 use crate::outbox::Outbox;
 use crate::outdated::required_version;
+use crate::work_ask::{WorkAnswer, WorkAsk};
 
 /// Where workers hand finished (and already persisted) reports.
-pub(crate) type ReportSender = mpsc::UnboundedSender<ReportResultRequest>;
+pub(crate) type ReportSender = mpsc::UnboundedSender<Finished>;
+
+/// A finished task's report, as a worker hands it over.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub(crate) report: ReportResultRequest,
+    /// The lease's share of the agent's capacity, given back by the
+    /// reporter (which may ask for work for it with the report).
+    pub(crate) frees: Option<Reservation>,
+}
 
 /// The running reporter.
 #[derive(Debug)]
@@ -42,12 +56,15 @@ enum Delivery {
     Retry(Status),
 }
 
-/// Starts the reporter with the `backlog` left in the outbox by an earlier run.
+/// Starts the reporter with the `backlog` left in the outbox by an earlier
+/// run; it asks for work with its reports when `asks` says the work loop
+/// waits.
 pub(crate) fn spawn(
     client: BrokerClient,
     outbox: Outbox,
     counters: Arc<Counters>,
     backlog: Vec<ReportResultRequest>,
+    asks: Arc<WorkAsk>,
 ) -> Reporter {
     let (sender, receiver) = mpsc::unbounded_channel();
     let (backlog_done, backlog_tried) = oneshot::channel();
@@ -58,6 +75,7 @@ pub(crate) fn spawn(
         backlog,
         receiver,
         backlog_done,
+        asks,
     ));
     Reporter {
         sender,
@@ -71,8 +89,9 @@ async fn deliver_all(
     outbox: Outbox,
     counters: Arc<Counters>,
     backlog: Vec<ReportResultRequest>,
-    mut receiver: mpsc::UnboundedReceiver<ReportResultRequest>,
+    mut receiver: mpsc::UnboundedReceiver<Finished>,
     backlog_done: oneshot::Sender<()>,
+    asks: Arc<WorkAsk>,
 ) {
     if !backlog.is_empty() {
         tracing::info!(
@@ -92,21 +111,48 @@ async fn deliver_all(
         {
             let _ = done.send(());
         }
-        while let Ok(report) = receiver.try_recv() {
-            queue.push_back(report);
+        let mut freeing = Vec::new();
+        while let Ok(finished) = receiver.try_recv() {
+            queue.push_back(finished.report);
+            freeing.extend(finished.frees);
         }
         if queue.is_empty() {
             match receiver.recv().await {
-                Some(report) => {
-                    queue.push_back(report);
-                    continue;
+                Some(finished) => {
+                    queue.push_back(finished.report);
+                    drop(freeing);
+                    // Given back with the next call, with whatever else
+                    // arrived by then.
+                    freeing = finished.frees.into_iter().collect();
+                    while let Ok(finished) = receiver.try_recv() {
+                        queue.push_back(finished.report);
+                        freeing.extend(finished.frees);
+                    }
                 }
                 None => return,
             }
         }
+        // Only ReportResults can ask for work.
+        let work = if batching {
+            asks.claim(freeing)
+        } else {
+            drop(freeing);
+            None
+        };
         let batch = batch_size(&queue, batching);
-        let deliveries = if batch > 1 {
-            deliver_batch(&client, &counters, queue.range(..batch), &mut batching).await
+        let deliveries = if batch > 1 || work.is_some() {
+            let (deliveries, answer) = deliver_batch(
+                &client,
+                &counters,
+                queue.range(..batch),
+                work,
+                &mut batching,
+            )
+            .await;
+            if work.is_some() {
+                hand_over(&client, &asks, answer).await;
+            }
+            deliveries
         } else {
             match queue.front() {
                 Some(report) => vec![deliver(&client, &counters, report).await],
@@ -156,8 +202,10 @@ async fn deliver_all(
                 loop {
                     tokio::select! {
                         () = &mut pause => break,
-                        report = receiver.recv(), if !senders_gone => match report {
-                            Some(report) => queue.push_back(report),
+                        // The capacity comes back at once: while the broker
+                        // is away, no call asks for work for it.
+                        finished = receiver.recv(), if !senders_gone => match finished {
+                            Some(finished) => queue.push_back(finished.report),
                             None => senders_gone = true,
                         },
                     }
@@ -185,19 +233,44 @@ fn batch_size(queue: &VecDeque<ReportResultRequest>, batching: bool) -> usize {
     count.max(1)
 }
 
-/// Sends several reports in one `ReportResults` call; says what to do with
-/// each, in order. Only a report's own outcome may drop it. A broker
-/// without that call (an older one) turns `batching` off and gets them one
-/// by one, as does a refusal of the call as a whole; while the broker is
-/// away, all are retried later, with no call per report.
+/// Hands the answer to the reporter's request for work to the work loop;
+/// when the work loop is gone (the agent stops), declines its offers, so
+/// the broker gives them to other agents at once.
+async fn hand_over(client: &BrokerClient, asks: &WorkAsk, answer: WorkAnswer) {
+    let Some(unwanted) = asks.answer(answer) else {
+        return;
+    };
+    if unwanted.offers.is_empty() {
+        return;
+    }
+    let declined = client
+        .call("decline offers", Retry::Once, |mut grpc| async move {
+            grpc.accept_offers(AcceptOffersRequest { tasks: Vec::new() })
+                .await
+        })
+        .await;
+    if let Err(status) = declined {
+        tracing::debug!(code = ?status.code(), detail = status.message(), "cannot decline offers; they expire");
+    }
+}
+
+/// Sends several reports in one `ReportResults` call, asking for `work`
+/// too when it is given; says what to do with each report, in order, and
+/// what the broker answered to `work` (`None` if it did not). Only a
+/// report's own outcome may drop it. A broker without that call (an older
+/// one) turns `batching` off and gets them one by one, as does a refusal of
+/// the call as a whole; while the broker is away, all are retried later,
+/// with no call per report.
 async fn deliver_batch<'a>(
     client: &BrokerClient,
     counters: &Counters,
     reports: impl Iterator<Item = &'a ReportResultRequest> + Clone,
+    work: Option<RequestWorkRequest>,
     batching: &mut bool,
-) -> Vec<Delivery> {
+) -> (Vec<Delivery>, WorkAnswer) {
     let request = ReportResultsRequest {
         reports: reports.clone().cloned().collect(),
+        work,
     };
     let expected = request.reports.len();
     let sent = client
@@ -206,17 +279,20 @@ async fn deliver_batch<'a>(
             async move { grpc.report_results(request).await }
         })
         .await;
-    match sent {
-        Ok(response) if response.outcomes.len() == expected => reports
-            .zip(response.outcomes)
-            .map(|(report, outcome)| {
-                let answer = match Code::from_i32(outcome.code) {
-                    Code::Ok => Ok(outcome.counted),
-                    code => Err(Status::new(code, outcome.message)),
-                };
-                judge(counters, &report.lease_id, answer)
-            })
-            .collect(),
+    let deliveries = match sent {
+        Ok(response) if response.outcomes.len() == expected => {
+            let deliveries = reports
+                .zip(response.outcomes)
+                .map(|(report, outcome)| {
+                    let answer = match Code::from_i32(outcome.code) {
+                        Code::Ok => Ok(outcome.counted),
+                        code => Err(Status::new(code, outcome.message)),
+                    };
+                    judge(counters, &report.lease_id, answer)
+                })
+                .collect();
+            return (deliveries, response.work);
+        }
         Ok(response) => {
             tracing::warn!(
                 sent = expected,
@@ -239,7 +315,8 @@ async fn deliver_batch<'a>(
         // The broker is away or refuses this agent's version: every report
         // would fail the same way one by one; all are tried again later.
         Err(status) => reports.map(|_| Delivery::Retry(status.clone())).collect(),
-    }
+    };
+    (deliveries, None)
 }
 
 async fn deliver_each<'a>(

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use wasmgrid_proto::v1::{AcceptOffersRequest, AcceptOffersResponse, RequestWorkRequest, TaskRef};
+use wasmgrid_proto::v1::{
+    AcceptOffersRequest, AcceptOffersResponse, RequestWorkRequest, RequestWorkResponse, TaskRef,
+};
 use wasmgrid_runtime::{Runtime, RuntimeConfig};
 
 use crate::backoff::Backoff;
@@ -28,6 +30,7 @@ use crate::registration::Session;
 use crate::reporter::{self, Reporter};
 use crate::speed::SpeedEstimate;
 use crate::stop::{StopPhase, StopSignal, drain_reports, finish_workers};
+use crate::work_ask::{WorkAnswer, WorkAsk};
 use crate::worker::{self, WorkerContext};
 
 /// Bounds on the broker's `retry_after_ms`: at least 50 ms, so a broker that
@@ -108,6 +111,8 @@ pub(crate) async fn run_agent(
     let backlog = outbox
         .load_all()
         .map_err(|error| AgentError::state_dir(&outbox_dir, error))?;
+    let pool = CapacityPool::new(lease_capacity(&config));
+    let (asks, answers) = WorkAsk::new(Arc::clone(&pool), config.memory_bytes);
     let Reporter {
         sender,
         backlog_tried,
@@ -117,6 +122,7 @@ pub(crate) async fn run_agent(
         outbox.clone(),
         Arc::clone(&counters),
         backlog,
+        Arc::clone(&asks),
     );
     tokio::select! {
         _ = backlog_tried => {}
@@ -144,10 +150,23 @@ pub(crate) async fn run_agent(
         running,
         outbox.clone(),
     ));
-    let pool = CapacityPool::new(lease_capacity(&config));
     let (release_sender, release) = watch::channel(false);
     let mut workers = JoinSet::new();
-    take_work(&config, &ctx, &pool, &release, &mut workers, &stop).await;
+    let mut asking = Asking {
+        asks: &asks,
+        answers,
+    };
+    take_work(
+        &config,
+        &ctx,
+        &pool,
+        &mut asking,
+        &release,
+        &mut workers,
+        &stop,
+    )
+    .await;
+    asking.decline_unused(&client).await;
     tracing::info!(running = workers.len(), "stopping: no new work");
     finish_workers(&mut workers, &stop, config.stop_timeout, &release_sender).await;
     // The workers are done: this drops the last sender, so the reporter
@@ -253,23 +272,78 @@ fn lease_capacity(config: &AgentConfig) -> Capacity {
     }
 }
 
+/// The work loop's side of [`WorkAsk`].
+struct Asking<'a> {
+    asks: &'a WorkAsk,
+    answers: mpsc::UnboundedReceiver<WorkAnswer>,
+}
+
+impl Asking<'_> {
+    /// Once the work loop is done: declines the offers of answers that came
+    /// too late; from now on the reporter declines them itself.
+    async fn decline_unused(mut self, client: &BrokerClient) {
+        self.answers.close();
+        while let Ok(answer) = self.answers.try_recv() {
+            if answer.is_some_and(|answer| !answer.offers.is_empty()) {
+                let _ = accept(client, Vec::new()).await;
+            }
+        }
+    }
+
+    /// Waits until a lease's capacity comes back, or a stop; returns the
+    /// offers when the reporter asked for work with the report that gave
+    /// it back (`None` when it did not, or got none: ask as usual).
+    async fn wait_for_capacity(
+        &mut self,
+        pool: &CapacityPool,
+        stop: &StopSignal,
+    ) -> Option<RequestWorkResponse> {
+        self.asks.park();
+        let answered = tokio::select! {
+            () = pool.freed() => None,
+            answer = self.answers.recv() => Some(answer.flatten()),
+            () = stop.stopping() => None,
+        };
+        if !self.asks.unpark() {
+            return None;
+        }
+        // The reporter asked: its answer comes once its call returns.
+        let answer = match answered {
+            Some(answer) => answer,
+            None => tokio::select! {
+                answer = self.answers.recv() => answer.flatten(),
+                () = stop.stopping() => None,
+            },
+        };
+        answer.filter(|answer| !answer.offers.is_empty())
+    }
+}
+
 /// Asks for work, accepts what fits and starts a worker per lease, until a
 /// stop is asked for. Every answer with offers gets exactly one
 /// `AcceptOffers`: the offers chosen, or none, which declines them all so the
-/// broker hands them to other agents at once.
+/// broker hands them to other agents at once. While every lease's capacity
+/// is taken, the report that gives some back may bring the next offers
+/// (`Asking`); otherwise the loop asks with `RequestWork`.
 async fn take_work(
     config: &AgentConfig,
     ctx: &Arc<WorkerContext>,
     pool: &Arc<CapacityPool>,
+    asking: &mut Asking<'_>,
     release: &watch::Receiver<bool>,
     workers: &mut JoinSet<()>,
     stop: &StopSignal,
 ) {
     let mut backoff = Backoff::new(config.backoff);
     let mut was_paused = false;
+    // Offers that came with a report, taken instead of asking.
+    let mut in_hand: Option<RequestWorkResponse> = None;
     loop {
         reap(workers);
         if stop.is_stopping() {
+            if in_hand.take().is_some() {
+                let _ = accept(&ctx.client, Vec::new()).await;
+            }
             return;
         }
         let paused = control::is_paused(&config.state_dir);
@@ -282,6 +356,9 @@ async fn take_work(
             was_paused = paused;
         }
         if paused {
+            if in_hand.take().is_some() {
+                let _ = accept(&ctx.client, Vec::new()).await;
+            }
             pause(PAUSED_POLL, stop).await;
             continue;
         }
@@ -293,23 +370,31 @@ async fn take_work(
             ..free
         };
         if free.slots == 0 {
-            tokio::select! {
-                () = pool.freed() => continue,
-                () = stop.stopping() => return,
+            // Offers in hand cannot be taken now (a task held on to its
+            // capacity): declined, and asked for again once it is back.
+            if in_hand.take().is_some() {
+                let _ = accept(&ctx.client, Vec::new()).await;
             }
+            in_hand = asking.wait_for_capacity(pool, stop).await;
+            continue;
         }
-        let request = RequestWorkRequest {
-            capacity: u32::try_from(free.slots).unwrap_or(u32::MAX),
-            free_memory_bytes: free.memory_bytes,
-        };
-        let asked = ctx
-            .client
-            .call("request work", Retry::Forever, |mut grpc| async move {
-                grpc.request_work(request).await
-            });
-        let response = tokio::select! {
-            response = asked => response,
-            () = stop.stopping() => return,
+        let response = match in_hand.take() {
+            Some(offers) => Ok(offers),
+            None => {
+                let request = RequestWorkRequest {
+                    capacity: u32::try_from(free.slots).unwrap_or(u32::MAX),
+                    free_memory_bytes: free.memory_bytes,
+                };
+                let asked =
+                    ctx.client
+                        .call("request work", Retry::Forever, |mut grpc| async move {
+                            grpc.request_work(request).await
+                        });
+                tokio::select! {
+                    response = asked => response,
+                    () = stop.stopping() => return,
+                }
+            }
         };
         let response = match response {
             Ok(response) => {

@@ -19,7 +19,7 @@ use crate::lease_keeper::LeaseKeeper;
 use crate::module_fetch::ensure_module;
 use crate::module_store::ModuleStore;
 use crate::outbox::Outbox;
-use crate::reporter::ReportSender;
+use crate::reporter::{Finished, ReportSender};
 use crate::speed::SpeedEstimate;
 use crate::stop::StopSignal;
 
@@ -93,7 +93,9 @@ pub(crate) async fn work_on(
         task = task.index
     );
     async move {
-        let _reservation = reservation;
+        // Given back with the report (the reporter may ask for work for it
+        // in the same call), or when the lease is given up.
+        let reservation = Some(reservation);
         let keeper = LeaseKeeper::spawn(
             ctx.client.clone(),
             lease.lease_id.clone(),
@@ -152,7 +154,7 @@ pub(crate) async fn work_on(
             Ok(outcome) => {
                 let lost = keeper.lost_reason();
                 drop(keeper);
-                finish(&ctx, lease.lease_id, outcome, lost).await;
+                finish(&ctx, lease.lease_id, outcome, lost, reservation).await;
             }
             Err(RuntimeError::InvalidLimits(why)) => {
                 let reason = format!("invalid limits: {why}");
@@ -182,8 +184,15 @@ async fn prepare(ctx: &WorkerContext, lease: &Lease) -> Result<(TaskModule, Limi
     Ok((module, limits))
 }
 
-/// Counts the outcome, persists its report, then hands it to the reporter.
-async fn finish(ctx: &WorkerContext, lease_id: String, outcome: Outcome, lost: Option<String>) {
+/// Counts the outcome, persists its report, then hands it to the reporter
+/// with the lease's share of the capacity, `frees`.
+async fn finish(
+    ctx: &WorkerContext,
+    lease_id: String,
+    outcome: Outcome,
+    lost: Option<String>,
+    frees: Option<Reservation>,
+) {
     let counters = &ctx.counters;
     add(&counters.tasks_run, 1);
     add(
@@ -230,7 +239,7 @@ async fn finish(ctx: &WorkerContext, lease_id: String, outcome: Outcome, lost: O
         }
     }
     let report = Arc::try_unwrap(report).unwrap_or_else(|shared| (*shared).clone());
-    if ctx.reports.send(report).is_err() {
+    if ctx.reports.send(Finished { report, frees }).is_err() {
         tracing::error!("the reporter is gone; the result stays in the outbox for the next start");
     }
 }

@@ -1,8 +1,9 @@
 //! Prometheus metrics, in the OpenMetrics text format: what the store holds
 //! (tasks and workloads by state, task events by kind — dispatches,
 //! reports, expiries, releases, revocations —, active and disagreeing runs,
-//! agents registered and connected, ledger totals), read at each scrape, and
-//! how long writers wait for the store and how the group commit batches.
+//! agents registered and connected, ledger totals), read at each scrape;
+//! how long writers wait for the store and how the group commit batches;
+//! requests for work, alone or with reports.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -154,6 +155,21 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
         "store_write_wait_seconds",
         "Time a writing transaction waited for the store's write lock",
         broker.store().write_wait().clone(),
+    );
+    let asked = broker.work_requests();
+    labelled::<Counter>(
+        &mut registry,
+        "work_requests",
+        "Requests for work answered since the broker started: alone (RequestWork) or with \
+         reports (ReportResults asking for work in the same call)",
+        "asked",
+        &[
+            ("alone".to_owned(), asked.alone.get()),
+            ("with_reports".to_owned(), asked.with_reports.get()),
+        ],
+        |counter, n| {
+            counter.inc_by(n);
+        },
     );
     let commits = broker.commit_metrics();
     registry.register(

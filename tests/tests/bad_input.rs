@@ -772,6 +772,7 @@ async fn batched_reports_are_answered_one_by_one() {
             reports: (0..=wasmgrid_proto::MAX_REPORTS_PER_CALL)
                 .map(|_| ok_report(&leases[0].lease_id, &leases[0].input))
                 .collect(),
+            work: None,
         })
         .await
         .expect_err("too many");
@@ -789,6 +790,7 @@ async fn batched_reports_are_answered_one_by_one() {
                 ok_report(&leases[0].lease_id, &leases[0].input),
                 ok_report(&leases[1].lease_id, &leases[1].input),
             ],
+            work: None,
         })
         .await
         .expect("answered")
@@ -888,4 +890,104 @@ async fn an_idle_agent_is_answered_as_soon_as_work_arrives() {
         answer.retry_after_ms, 250,
         "ask again in a quarter of a second"
     );
+}
+
+/// Reports and work in one `ReportResults` call: `ReportResultsRequest.work`
+/// is answered after the reports are stored, so it offers the tasks left;
+/// a report refused on its own does not keep the work from being answered;
+/// with no work left the answer comes at once (not held, however long the
+/// broker's `--work-wait`) and says to ask again with `RequestWork`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_asked_with_reports_is_answered_after_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &["--work-wait", "300s"]);
+    let url = broker.url();
+    let mut submission = echo_submission(3);
+    fund(&url, &mut submission).await;
+    let workload_id = submission
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let mut agent = agent_client(&url, &register(&url, "merged").await).await;
+    let first = ask_for_work(&mut agent, 1).await.offers;
+    let lease = agent
+        .accept_offers(v1::AcceptOffersRequest {
+            tasks: first
+                .iter()
+                .filter_map(|o| o.task.clone())
+                .take(1)
+                .collect(),
+        })
+        .await
+        .expect("lease")
+        .into_inner()
+        .leases
+        .remove(0);
+    let work = Some(v1::RequestWorkRequest {
+        capacity: 2,
+        free_memory_bytes: 1 << 30,
+    });
+
+    let answer = agent
+        .report_results(v1::ReportResultsRequest {
+            reports: vec![
+                ok_report(&lease.lease_id, &lease.input),
+                ok_report("l-unknown", b"x"),
+            ],
+            work,
+        })
+        .await
+        .expect("answered")
+        .into_inner();
+    let codes: Vec<Code> = answer.outcomes.iter().map(|o| Code::from(o.code)).collect();
+    assert_eq!(codes, vec![Code::Ok, Code::NotFound], "{answer:?}");
+    let offered: Vec<TaskRef> = answer
+        .work
+        .expect("the work asked for is answered")
+        .offers
+        .iter()
+        .filter_map(|o| o.task.clone())
+        .collect();
+    let reported = lease.task.clone().expect("the lease's task");
+    assert_eq!(offered.len(), 2, "the two tasks left: {offered:?}");
+    assert!(!offered.contains(&reported), "not the task just reported");
+
+    let leases = agent
+        .accept_offers(v1::AcceptOffersRequest { tasks: offered })
+        .await
+        .expect("leases")
+        .into_inner()
+        .leases;
+    assert_eq!(leases.len(), 2);
+    let started = Instant::now();
+    let answer = agent
+        .report_results(v1::ReportResultsRequest {
+            reports: leases
+                .iter()
+                .map(|lease| ok_report(&lease.lease_id, &lease.input))
+                .collect(),
+            work,
+        })
+        .await
+        .expect("answered")
+        .into_inner();
+    assert!(
+        answer.outcomes.iter().all(|o| o.code == 0 && o.counted),
+        "{answer:?}"
+    );
+    let work = answer.work.expect("answered");
+    assert!(work.offers.is_empty(), "nothing is left: {work:?}");
+    assert_eq!(work.retry_after_ms, 0, "ask again, with RequestWork");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "not held for the broker's work wait"
+    );
+    let tasks = tasks_of(&url, &workload_id).await;
+    assert!(
+        tasks
+            .iter()
+            .all(|task| task.state == v1::TaskState::Done as i32 && task.history.len() == 1),
+        "{tasks:?}"
+    );
+    assert_ledger_consistent(&url).await;
 }

@@ -122,6 +122,17 @@ async fn metrics_move_with_the_work_and_logs_carry_the_task_ids() {
         "every report went through the group commit"
     );
     assert!(value(&after, "wasmgrid_store_group_commit_seconds_count") > 0.0);
+    // The agent's first request for work came alone; a report that gave a
+    // lease's capacity back while the agent waited for it asked for the
+    // next work in the same call.
+    assert!(value(&after, r#"wasmgrid_work_requests_total{asked="alone"}"#) >= 1.0);
+    assert!(
+        value(
+            &after,
+            r#"wasmgrid_work_requests_total{asked="with_reports"}"#
+        ) >= 1.0,
+        "the agent asks for work with its reports"
+    );
 
     // The agent logged one JSON object per line, each finished task with
     // its workload, index and lease.

@@ -335,10 +335,12 @@ impl SimAgent {
             let start = self.plan.task_time.mul_f64(self.next_fraction());
             tokio::time::sleep(start).await;
         }
+        // Offers that came with the last cycle's report.
+        let mut offered = None;
         while !shared.stop.load(Ordering::Relaxed) {
-            match self.cycle(&shared, &mut latencies).await {
-                Ok(None) => {}
-                Ok(Some(idle)) => tokio::time::sleep(idle).await,
+            match self.cycle(&shared, &mut latencies, offered.take()).await {
+                Ok(Cycle::Reported(next)) => offered = next,
+                Ok(Cycle::Idle(wait)) => tokio::time::sleep(wait).await,
                 Err(error) => {
                     shared.failed(&self.name, &error);
                     tokio::time::sleep(ERROR_BACKOFF).await;
@@ -348,38 +350,53 @@ impl SimAgent {
         latencies
     }
 
-    /// One cycle; `Some(wait)` when no work was offered.
+    /// What this agent asks for when it asks for work: all its slots.
+    fn work_request(&self) -> v1::RequestWorkRequest {
+        v1::RequestWorkRequest {
+            capacity: self.plan.slots,
+            free_memory_bytes: self.plan.memory_per_slot * u64::from(self.plan.slots),
+        }
+    }
+
+    /// One cycle, on the offers the last cycle's report brought, or on
+    /// those of a `RequestWork` when there are none (the first cycle, or a
+    /// broker that does not answer work with reports).
     async fn cycle(
         &mut self,
         shared: &Shared,
         latencies: &mut Latencies,
-    ) -> Result<Option<Duration>> {
+        offered: Option<Offered>,
+    ) -> Result<Cycle> {
         let recording = shared.recording.load(Ordering::Relaxed);
         let counters = &shared.counters;
-        let started = Instant::now();
-        let offers = self
-            .client
-            .request_work(v1::RequestWorkRequest {
-                capacity: self.plan.slots,
-                free_memory_bytes: self.plan.memory_per_slot * u64::from(self.plan.slots),
-            })
-            .await
-            .map_err(|status| rpc_error(Rpc::RequestWork, &status))?
-            .into_inner();
-        let offered_at = Instant::now();
+        let (offers, started, offered_at) = match offered {
+            Some(offered) => (offered.offers, offered.asked_at, offered.answered_at),
+            None => {
+                let started = Instant::now();
+                let offers = self
+                    .client
+                    .request_work(self.work_request())
+                    .await
+                    .map_err(|status| rpc_error(Rpc::RequestWork, &status))?
+                    .into_inner();
+                let offered_at = Instant::now();
+                // A request that finds no work is held by the broker until
+                // some arrives (`--work-wait`): its time is waiting, not
+                // serving, and is left out of the latencies (it is counted
+                // as an idle request).
+                if recording && !offers.offers.is_empty() {
+                    latencies.record(Rpc::RequestWork, offered_at - started);
+                }
+                (offers, started, offered_at)
+            }
+        };
         counters.requests.fetch_add(1, Ordering::Relaxed);
-        // A request that finds no work is held by the broker until some
-        // arrives (`--work-wait`): its time is waiting, not serving, and is
-        // left out of the latencies (it is counted as an idle request).
-        if recording && !offers.offers.is_empty() {
-            latencies.record(Rpc::RequestWork, offered_at - started);
-        }
         if offers.offers.is_empty() {
             counters.idle_requests.fetch_add(1, Ordering::Relaxed);
             // The broker's hint, as the real agent follows it; never a
             // busy loop.
             let wait = Duration::from_millis(offers.retry_after_ms.into());
-            return Ok(Some(wait.max(Duration::from_millis(10))));
+            return Ok(Cycle::Idle(wait.max(Duration::from_millis(10))));
         }
         counters
             .offers
@@ -439,20 +456,28 @@ impl SimAgent {
             })
             .collect();
         if reports.is_empty() {
-            return Ok(None);
+            return Ok(Cycle::Reported(None));
         }
+        // The slots the reports free are asked to be filled in the same
+        // call, as the real agent does; not when the run is stopping.
+        let work = (!shared.stop.load(Ordering::Relaxed)).then(|| self.work_request());
         let report_started = Instant::now();
-        let outcomes = self
+        let answer = self
             .client
-            .report_results(v1::ReportResultsRequest { reports })
+            .report_results(v1::ReportResultsRequest { reports, work })
             .await
             .map_err(|status| rpc_error(Rpc::ReportResults, &status))?
-            .into_inner()
-            .outcomes;
+            .into_inner();
+        let answered_at = Instant::now();
         if recording {
-            latencies.record(Rpc::ReportResults, report_started.elapsed());
+            latencies.record(Rpc::ReportResults, answered_at - report_started);
         }
-        for outcome in outcomes {
+        let next = answer.work.map(|offers| Offered {
+            offers,
+            asked_at: report_started,
+            answered_at,
+        });
+        for outcome in answer.outcomes {
             if outcome.code != tonic::Code::Ok as i32 {
                 return Err(rpc_error(
                     Rpc::ReportResults,
@@ -464,7 +489,7 @@ impl SimAgent {
                 counters.counted.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Ok(None)
+        Ok(Cycle::Reported(next))
     }
 
     /// "Runs" the leases for `run`, extending them every third of their
@@ -544,6 +569,22 @@ impl SimAgent {
         self.modules.insert(sha256.to_owned());
         Ok(())
     }
+}
+
+/// How a cycle ended.
+enum Cycle {
+    /// Its leases were reported; with the offers the report asked for,
+    /// unless the broker does not answer work with reports.
+    Reported(Option<Offered>),
+    /// Nothing was offered: wait this long before asking again.
+    Idle(Duration),
+}
+
+/// Offers, and when they were asked for and came.
+struct Offered {
+    offers: v1::RequestWorkResponse,
+    asked_at: Instant,
+    answered_at: Instant,
 }
 
 fn rpc_error(rpc: Rpc, status: &Status) -> anyhow::Error {

@@ -46,6 +46,7 @@ use self::group_commit::GroupCommit;
 pub use self::report::IncomingReport;
 pub use self::submit::{NewWorkload, parse_sha256};
 pub use self::work::GrantedLease;
+pub use self::work::WorkRequestCounts;
 use crate::agent_dist::AgentDist;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, BrokerResult};
@@ -62,6 +63,8 @@ pub struct Broker {
     /// The scheduler's signal that work became ready, reachable without
     /// its lock.
     work_ready: Arc<tokio::sync::Notify>,
+    /// Requests for work answered, by how they came.
+    work_requests: WorkRequestCounts,
     /// The writer the agents' hot calls commit through.
     pub(crate) commits: GroupCommit,
     /// Checkpoints the store's WAL beside the writer.
@@ -126,6 +129,7 @@ impl Broker {
             store,
             scheduler,
             work_ready,
+            work_requests: WorkRequestCounts::default(),
             commits,
             _checkpoints: checkpoints,
             runtime,
@@ -178,6 +182,11 @@ impl Broker {
     /// The settings.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// Requests for work answered so far, by how they came.
+    pub fn work_requests(&self) -> &WorkRequestCounts {
+        &self.work_requests
     }
 
     /// What the group-commit writer measured of its batches.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use rusqlite::Connection;
 
 use crate::core::Broker;
@@ -14,6 +15,14 @@ use crate::store::agents;
 use crate::store::leases::{LeaseRow, LeaseState};
 use crate::store::workloads::WorkloadRow;
 use crate::store::writer::{leases, tasks};
+
+/// Requests for work answered since the broker started: alone
+/// (`RequestWork`) or with reports (`ReportResults` asking for work too).
+#[derive(Clone, Debug, Default)]
+pub struct WorkRequestCounts {
+    pub alone: Counter,
+    pub with_reports: Counter,
+}
 
 /// A lease granted on an accepted offer, with what the agent needs to run it.
 #[derive(Clone, Debug)]

@@ -57,6 +57,64 @@ impl AgentApi {
         Ok(agent)
     }
 
+    /// The offers for a request for work. `RequestWork` is held while there
+    /// are none, up to the broker's `--work-wait`; work asked for with
+    /// reports is not (the reports' answer must not wait), and an answer
+    /// without offers then says to ask again at once with `RequestWork`.
+    async fn answer_work(
+        &self,
+        agent: &str,
+        request: &v1::RequestWorkRequest,
+        hold: bool,
+    ) -> Result<v1::RequestWorkResponse, Status> {
+        let (capacity, free_memory) = (request.capacity, request.free_memory_bytes);
+        let counts = self.broker.work_requests();
+        if hold {
+            &counts.alone
+        } else {
+            &counts.with_reports
+        }
+        .inc();
+        let offered = if hold {
+            self.broker
+                .request_work_waiting(agent, capacity, free_memory)
+                .await?
+        } else {
+            self.broker
+                .request_work(agent, capacity, free_memory)
+                .await?
+        };
+        let offers: Vec<v1::Offer> = offered
+            .iter()
+            .map(|offer| v1::Offer {
+                task: Some(TaskRef {
+                    workload_id: offer.workload.id.clone(),
+                    index: offer.index,
+                }),
+                limits: Some(limits_to_wire(&offer.workload.limits)),
+                module_sha256: offer.workload.module_sha256.clone(),
+                credits_per_fuel: offer.workload.credits_per_fuel,
+                credits_per_mib_second: offer.workload.credits_per_mib_second,
+                estimated_fuel: offer.estimated_fuel,
+                estimated_memory_bytes: offer.estimated_memory,
+                estimated_wall_ms: offer.estimated_wall_ms.unwrap_or(0),
+                expires_unix_ms: offer.expires_ms,
+            })
+            .collect();
+        // A request that already waited for work may ask again at once, as
+        // may one that was not held (to be held next time).
+        let retry_after_ms =
+            if offers.is_empty() && hold && self.broker.config().work_wait.is_zero() {
+                RETRY_WHEN_IDLE_MS
+            } else {
+                0
+            };
+        Ok(v1::RequestWorkResponse {
+            offers,
+            retry_after_ms,
+        })
+    }
+
     /// The agent calling, whatever version it runs.
     async fn agent_of_any_version<T>(&self, request: &Request<T>) -> Result<String, Status> {
         let token = bearer_token(request, "agent token")?;
@@ -107,38 +165,8 @@ impl AgentService for AgentApi {
         request: Request<v1::RequestWorkRequest>,
     ) -> Result<Response<v1::RequestWorkResponse>, Status> {
         let agent = self.agent(&request).await?;
-        let r = request.into_inner();
-        let offered = self
-            .broker
-            .request_work_waiting(&agent, r.capacity, r.free_memory_bytes)
-            .await?;
-        let offers: Vec<v1::Offer> = offered
-            .iter()
-            .map(|offer| v1::Offer {
-                task: Some(TaskRef {
-                    workload_id: offer.workload.id.clone(),
-                    index: offer.index,
-                }),
-                limits: Some(limits_to_wire(&offer.workload.limits)),
-                module_sha256: offer.workload.module_sha256.clone(),
-                credits_per_fuel: offer.workload.credits_per_fuel,
-                credits_per_mib_second: offer.workload.credits_per_mib_second,
-                estimated_fuel: offer.estimated_fuel,
-                estimated_memory_bytes: offer.estimated_memory,
-                estimated_wall_ms: offer.estimated_wall_ms.unwrap_or(0),
-                expires_unix_ms: offer.expires_ms,
-            })
-            .collect();
-        // A request that already waited for work may ask again at once.
-        let retry_after_ms = if offers.is_empty() && self.broker.config().work_wait.is_zero() {
-            RETRY_WHEN_IDLE_MS
-        } else {
-            0
-        };
-        Ok(Response::new(v1::RequestWorkResponse {
-            offers,
-            retry_after_ms,
-        }))
+        let answer = self.answer_work(&agent, request.get_ref(), true).await?;
+        Ok(Response::new(answer))
     }
 
     #[tracing::instrument(name = "AcceptOffers", skip_all, fields(agent = tracing::field::Empty, tasks = request.get_ref().tasks.len()))]
@@ -235,13 +263,13 @@ impl AgentService for AgentApi {
         Ok(Response::new(v1::ReportResultResponse { counted }))
     }
 
-    #[tracing::instrument(name = "ReportResults", skip_all, fields(agent = tracing::field::Empty, reports = request.get_ref().reports.len()))]
+    #[tracing::instrument(name = "ReportResults", skip_all, fields(agent = tracing::field::Empty, reports = request.get_ref().reports.len(), capacity = request.get_ref().work.as_ref().map(|work| work.capacity)))]
     async fn report_results(
         &self,
         request: Request<v1::ReportResultsRequest>,
     ) -> Result<Response<v1::ReportResultsResponse>, Status> {
         let agent = self.agent(&request).await?;
-        let reports = request.into_inner().reports;
+        let v1::ReportResultsRequest { reports, work } = request.into_inner();
         if reports.len() > MAX_REPORTS_PER_CALL {
             return Err(Status::invalid_argument(format!(
                 "{} reports in one call; at most {MAX_REPORTS_PER_CALL}",
@@ -272,7 +300,13 @@ impl AgentService for AgentApi {
                 },
             })
             .collect();
-        Ok(Response::new(v1::ReportResultsResponse { outcomes }))
+        // Asked after the reports are stored, so the slots they freed, and
+        // the tasks they may have made ready (another replica), count.
+        let work = match work {
+            Some(work) => Some(self.answer_work(&agent, &work, false).await?),
+            None => None,
+        };
+        Ok(Response::new(v1::ReportResultsResponse { outcomes, work }))
     }
 
     #[tracing::instrument(name = "ReleaseLease", skip_all, fields(agent = tracing::field::Empty, lease = %request.get_ref().lease_id))]
