@@ -136,6 +136,7 @@ mod tests {
             }),
             output: output.to_vec(),
             stderr: Vec::new(),
+            task: None,
             usage: Some(Usage {
                 fuel_consumed: 42,
                 ..Usage::default()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::Instrument;
-use wasmgrid_proto::v1::{Lease, ReleaseLeaseRequest, ReportResultRequest};
+use wasmgrid_proto::v1::{Lease, ReleaseLeaseRequest, ReportResultRequest, TaskRef};
 use wasmgrid_proto::{limits_from_wire, status_to_wire, usage_to_wire};
 use wasmgrid_runtime::{Limits, ModuleHash, Outcome, Runtime, RuntimeError, TaskModule};
 
@@ -154,7 +154,7 @@ pub(crate) async fn work_on(
             Ok(outcome) => {
                 let lost = keeper.lost_reason();
                 drop(keeper);
-                finish(&ctx, lease.lease_id, outcome, lost, reservation).await;
+                finish(&ctx, lease.lease_id, lease.task, outcome, lost, reservation).await;
             }
             Err(RuntimeError::InvalidLimits(why)) => {
                 let reason = format!("invalid limits: {why}");
@@ -189,6 +189,7 @@ async fn prepare(ctx: &WorkerContext, lease: &Lease) -> Result<(TaskModule, Limi
 async fn finish(
     ctx: &WorkerContext,
     lease_id: String,
+    task: Option<TaskRef>,
     outcome: Outcome,
     lost: Option<String>,
     frees: Option<Reservation>,
@@ -223,6 +224,7 @@ async fn finish(
         usage: Some(usage_to_wire(&outcome.usage)),
         output: outcome.output,
         stderr: outcome.stderr,
+        task,
     });
     let persisted = {
         let outbox = ctx.outbox.clone();

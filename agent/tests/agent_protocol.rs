@@ -204,6 +204,7 @@ async fn restart_reuses_the_identity_and_resends_the_outbox_first() {
         }),
         output: b"done before the restart".to_vec(),
         stderr: Vec::new(),
+        task: None,
         usage: Some(Usage {
             fuel_consumed: 99,
             ..Usage::default()

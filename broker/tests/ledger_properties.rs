@@ -288,8 +288,12 @@ impl Grid {
                         output.clear();
                     }
                 }
+                // Half the reports name their task (the agent's hint), half
+                // do not: both ways of finding the lease are exercised.
+                let task = (pick % 2 == 0).then(|| (workload.clone(), index));
                 let report = || IncomingReport {
                     lease_id: lease_id.clone(),
+                    task: task.clone(),
                     status: status.clone(),
                     output: output.clone(),
                     stderr: Vec::new(),
@@ -314,6 +318,7 @@ impl Grid {
                 let (_, report) = &sent[pick % sent.len()];
                 let again = IncomingReport {
                     lease_id: report.lease_id.clone(),
+                    task: report.task.clone(),
                     status: report.status.clone(),
                     output: report.output.clone(),
                     stderr: Vec::new(),

@@ -360,6 +360,10 @@ fn agent_messages() -> Vec<(u8, Vec<u8>)> {
                 output: b"42\n".to_vec(),
                 stderr: b"note\n".to_vec(),
                 usage: Some(usage()),
+                task: Some(v1::TaskRef {
+                    workload_id: "w-0000000000000000".into(),
+                    index: 0,
+                }),
             }
             .encode_to_vec(),
         ));
@@ -371,6 +375,7 @@ fn agent_messages() -> Vec<(u8, Vec<u8>)> {
             status: Some(statuses()[0].clone()),
             output: Vec::new(),
             stderr: Vec::new(),
+            task: None,
             usage: Some(v1::Usage {
                 fuel_consumed: u64::MAX,
                 peak_memory_bytes: u64::MAX,

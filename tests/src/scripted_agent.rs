@@ -191,6 +191,7 @@ impl ScriptedAgent {
                 output: outcome.output,
                 stderr: outcome.stderr,
                 usage: Some(usage_to_wire(&outcome.usage)),
+                task: lease.task.clone(),
             })
             .await
             .unwrap_or_else(|status| self.fail("ReportResult", &status))

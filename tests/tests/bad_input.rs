@@ -201,6 +201,7 @@ fn ok_report_with_fuel(lease_id: &str, output: &[u8], fuel: u64) -> v1::ReportRe
         }),
         output: output.to_vec(),
         stderr: Vec::new(),
+        task: None,
         usage: Some(v1::Usage {
             fuel_consumed: fuel,
             peak_memory_bytes: 65536,
@@ -982,6 +983,80 @@ async fn work_asked_with_reports_is_answered_after_them() {
         started.elapsed() < Duration::from_secs(60),
         "not held for the broker's work wait"
     );
+    let tasks = tasks_of(&url, &workload_id).await;
+    assert!(
+        tasks
+            .iter()
+            .all(|task| task.state == v1::TaskState::Done as i32 && task.history.len() == 1),
+        "{tasks:?}"
+    );
+    assert_ledger_consistent(&url).await;
+}
+
+/// The task a report names is a hint: the lease id decides. A report naming
+/// another task, or a task that does not exist, is found by its lease and
+/// counts; naming its own task, another agent's lease is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_a_report_names_does_not_decide_its_lease() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
+    let url = broker.url();
+    let mut submission = echo_submission(3);
+    fund(&url, &mut submission).await;
+    let workload_id = submission
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let (alice, mallory) = (
+        register(&url, "alice").await,
+        register(&url, "mallory").await,
+    );
+    let mut alice = agent_client(&url, &alice).await;
+    let mut mallory = agent_client(&url, &mallory).await;
+    let mut leases = Vec::new();
+    for index in 0..3 {
+        leases.push(lease_task(&mut alice, &workload_id, index).await);
+    }
+    let naming = |lease: &v1::Lease, task: Option<TaskRef>| v1::ReportResultRequest {
+        task,
+        ..ok_report(&lease.lease_id, &lease.input)
+    };
+
+    let stolen = mallory
+        .report_result(naming(&leases[0], leases[0].task.clone()))
+        .await
+        .expect_err("another agent's lease");
+    assert_eq!(stolen.code(), Code::PermissionDenied);
+    let elsewhere = alice
+        .report_result(naming(&leases[0], leases[1].task.clone()))
+        .await
+        .expect("found by its lease")
+        .into_inner();
+    assert!(elsewhere.counted);
+    let nowhere = TaskRef {
+        workload_id: "w-unknown".into(),
+        index: 7,
+    };
+    let unknown = alice
+        .report_result(naming(&leases[1], Some(nowhere)))
+        .await
+        .expect("found by its lease")
+        .into_inner();
+    assert!(unknown.counted);
+    let own = alice
+        .report_result(naming(&leases[2], leases[2].task.clone()))
+        .await
+        .expect("its own task")
+        .into_inner();
+    assert!(own.counted);
+    // The repeat, naming its task, is acknowledged as the first was.
+    let again = alice
+        .report_result(naming(&leases[2], leases[2].task.clone()))
+        .await
+        .expect("a repeat")
+        .into_inner();
+    assert!(again.counted);
+
     let tasks = tasks_of(&url, &workload_id).await;
     assert!(
         tasks

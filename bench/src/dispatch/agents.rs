@@ -452,6 +452,7 @@ impl SimAgent {
                 // What `echo` outputs: its input.
                 output: lease.input,
                 stderr: Vec::new(),
+                task: lease.task,
                 usage: Some(usage_to_wire(&self.reply.usage)),
             })
             .collect();

@@ -25,6 +25,8 @@ use crate::store::writer::{events, leases, tasks, workloads};
 #[derive(Debug)]
 pub struct IncomingReport {
     pub lease_id: String,
+    /// The lease's task, as the agent says (a hint: the lease id decides).
+    pub task: Option<TaskKey>,
     pub status: Status,
     pub output: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -85,7 +87,7 @@ fn store_report(
     separation: ReplicaSeparation,
     now: i64,
 ) -> BrokerResult<Then<ReportOutcome>> {
-    let lease = owned_lease(conn, agent_id, &report.lease_id)?;
+    let (mut lease, task_leases) = reported_lease(conn, agent_id, report, separation)?;
     if lease.status.is_some() {
         // Already reported: the first report stands.
         return Ok(unchanged(ReportOutcome {
@@ -136,6 +138,7 @@ fn store_report(
         metering_version: &report.metering_version,
     };
     leases::report(conn, &lease.id, &stored, counted, now)?;
+    lease.add_report(&stored, counted, now);
     if !counted {
         // A counted report is recorded by its lease row alone.
         events::record(
@@ -152,9 +155,17 @@ fn store_report(
         )?;
     }
     let verdict = if counted {
+        // The task's leases as they stand now, without reading them again.
+        let task_leases = task_leases.map(|mut all| {
+            if let Some(stale) = all.iter_mut().find(|other| other.id == lease.id) {
+                *stale = lease.clone();
+            }
+            all
+        });
         let reported = ReportedOutput {
             lease_id: &lease.id,
             output: &report.output,
+            task_leases,
         };
         settle_task(
             conn,
@@ -190,6 +201,28 @@ fn store_report(
     }))
 }
 
+/// The reported lease, checked to belong to `agent_id`, with every lease
+/// of its task when the report named its task: one read where looking up
+/// the lease alone, then its task's leases to settle it, takes two. A
+/// report naming another task (or none) has its lease looked up alone.
+fn reported_lease(
+    conn: &Connection,
+    agent_id: &str,
+    report: &IncomingReport,
+    separation: ReplicaSeparation,
+) -> BrokerResult<(LeaseRow, Option<Vec<LeaseRow>>)> {
+    if let Some((workload_id, index)) = &report.task {
+        let with_agents = separation != ReplicaSeparation::Agent;
+        let all = leases::of_task(conn, workload_id, *index, with_agents)?;
+        if let Some(lease) = all.iter().find(|lease| lease.id == report.lease_id) {
+            let lease = lease.clone();
+            check_owner(&lease, agent_id)?;
+            return Ok((lease, Some(all)));
+        }
+    }
+    Ok((owned_lease(conn, agent_id, &report.lease_id)?, None))
+}
+
 /// The lease, checked to belong to `agent_id`.
 pub(crate) fn owned_lease(
     conn: &Connection,
@@ -198,12 +231,18 @@ pub(crate) fn owned_lease(
 ) -> BrokerResult<LeaseRow> {
     let lease = leases::get(conn, lease_id)?
         .ok_or_else(|| BrokerError::not_found(format!("lease {lease_id} not found")))?;
+    check_owner(&lease, agent_id)?;
+    Ok(lease)
+}
+
+fn check_owner(lease: &LeaseRow, agent_id: &str) -> BrokerResult<()> {
     if lease.agent_id != agent_id {
         return Err(BrokerError::PermissionDenied(format!(
-            "lease {lease_id} belongs to another agent"
+            "lease {} belongs to another agent",
+            lease.id
         )));
     }
-    Ok(lease)
+    Ok(())
 }
 
 /// What a workload's task results must satisfy.
@@ -221,6 +260,9 @@ pub(crate) fn rules(workload: &WorkloadRow, separation: ReplicaSeparation) -> Ru
 pub(crate) struct ReportedOutput<'a> {
     pub lease_id: &'a str,
     pub output: &'a [u8],
+    /// Every lease of the task, this report included, when the caller read
+    /// them in this transaction already.
+    pub task_leases: Option<Vec<LeaseRow>>,
 }
 
 /// Judges a pending task from its leases and, if it is done or failed,
@@ -231,11 +273,19 @@ pub(crate) fn settle_task(
     workload: &WorkloadRow,
     index: u32,
     separation: ReplicaSeparation,
-    reported: Option<ReportedOutput<'_>>,
+    mut reported: Option<ReportedOutput<'_>>,
     now: i64,
 ) -> BrokerResult<Option<Verdict>> {
-    let with_agents = separation != ReplicaSeparation::Agent;
-    let all = leases::of_task(conn, &workload.id, index, with_agents)?;
+    let all = match reported
+        .as_mut()
+        .and_then(|reported| reported.task_leases.take())
+    {
+        Some(all) => all,
+        None => {
+            let with_agents = separation != ReplicaSeparation::Agent;
+            leases::of_task(conn, &workload.id, index, with_agents)?
+        }
+    };
     let verdict = judge(&all, rules(workload, separation));
     let changed = match &verdict {
         Verdict::Done {

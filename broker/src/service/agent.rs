@@ -411,6 +411,7 @@ fn incoming_report(r: v1::ReportResultRequest) -> Result<IncomingReport, Status>
         usage_from_wire(r.usage.as_ref()).map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok(IncomingReport {
         lease_id: r.lease_id,
+        task: r.task.map(|task| (task.workload_id, task.index)),
         status,
         output: r.output,
         stderr: r.stderr,

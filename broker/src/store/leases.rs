@@ -73,6 +73,24 @@ pub struct LeaseRow {
     pub agent_address: String,
 }
 
+impl LeaseRow {
+    /// The lease as [`writer::leases::report`](crate::store::writer::leases::report)
+    /// leaves it in the store: reported (if `counted`; a late report keeps
+    /// the state), ended, with the report's status, output hash and usage.
+    pub fn add_report(&mut self, report: &Report<'_>, counted: bool, now_ms: i64) {
+        if counted {
+            self.state = LeaseState::Reported;
+        }
+        self.ended_ms = Some(self.ended_ms.unwrap_or(now_ms));
+        self.counted = counted;
+        self.status = Some(report.status.clone());
+        self.output_sha256 = Some(report.output_sha256.to_owned());
+        self.fuel_consumed = report.fuel_consumed;
+        self.peak_memory = report.peak_memory;
+        self.wall_time_ms = report.wall_time_ms;
+    }
+}
+
 /// How a run compared with its task's accepted result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunVerdict {
