@@ -138,6 +138,28 @@ pub struct Offered {
     pub estimated_wall_ms: Option<u64>,
 }
 
+/// What an agent weighs an offer by: an offer on the same terms as another
+/// is no alternative to it.
+struct Terms<'a> {
+    workload: &'a WorkloadRow,
+    estimated_fuel: u64,
+    estimated_memory: u64,
+    estimated_wall_ms: Option<u64>,
+}
+
+impl Terms<'_> {
+    fn same_as(&self, offer: &Offered) -> bool {
+        let (mine, theirs) = (self.workload, offer.workload.as_ref());
+        self.estimated_fuel == offer.estimated_fuel
+            && self.estimated_memory == offer.estimated_memory
+            && self.estimated_wall_ms == offer.estimated_wall_ms
+            && mine.credits_per_fuel == theirs.credits_per_fuel
+            && mine.credits_per_mib_second == theirs.credits_per_mib_second
+            && mine.limits == theirs.limits
+            && mine.module_sha256 == theirs.module_sha256
+    }
+}
+
 /// An agent asking for work.
 #[derive(Clone, Copy, Debug)]
 pub struct WorkRequest<'a> {
@@ -339,7 +361,11 @@ impl Scheduler {
     /// The first `capacity` offers take the agent's fair turn; up to `extra`
     /// more are alternatives it may choose instead, and do not advance the
     /// fair order (otherwise an agent that takes the first offer would
-    /// always serve the issuer an alternative skipped).
+    /// always serve the issuer an alternative skipped). No alternative is
+    /// made on terms (module, rates, limits and estimates) that `capacity`
+    /// offers already have: the agent could not take more of them, so it
+    /// would give no choice, only more offers to send, decline and put back
+    /// (with one workload, or several alike, there are none).
     pub fn offer(&mut self, request: &WorkRequest<'_>) -> Vec<Offered> {
         let WorkRequest {
             agent,
@@ -384,7 +410,15 @@ impl Scheduler {
             let too_slow = queue.results > 0
                 && estimated_wall_ms
                     .is_some_and(|ms| u128::from(ms) > queue.row.limits.wall_time.as_millis());
-            if too_slow {
+            let terms = Terms {
+                workload: &queue.row,
+                estimated_fuel,
+                estimated_memory,
+                estimated_wall_ms,
+            };
+            let enough_alike =
+                || offers.iter().filter(|made| terms.same_as(made)).count() >= capacity;
+            if too_slow || (fair_turn_end.is_some() && enough_alike()) {
                 fruitless += 1;
                 continue;
             }
@@ -597,4 +631,97 @@ fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<(u32, bool)> {
         queue.ready.push_front(index);
     }
     Some((index, more_wanted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::workloads::WorkloadState;
+
+    fn workload(
+        id: &str,
+        credits_per_fuel: f64,
+        tasks: u32,
+    ) -> (Arc<WorkloadRow>, Vec<PendingTask>) {
+        let row = WorkloadRow {
+            id: id.to_owned(),
+            issuer: format!("issuer of {id}"),
+            name: id.to_owned(),
+            module_sha256: "ab".repeat(32),
+            reducer_sha256: None,
+            limits: wasmgrid_runtime::Limits::default(),
+            replicas: 1,
+            quorum: 1,
+            adaptive: false,
+            max_attempts: 3,
+            credits_per_fuel,
+            credits_per_mib_second: 0.0,
+            fee_basis_points: 0,
+            escrow_micro: 0,
+            task_count: tasks,
+            state: WorkloadState::Running,
+            error: None,
+            reduced: false,
+            created_ms: 0,
+            finished_ms: None,
+        };
+        let pending = (0..tasks)
+            .map(|index| PendingTask {
+                index,
+                ..PendingTask::default()
+            })
+            .collect();
+        (Arc::new(row), pending)
+    }
+
+    fn ask(scheduler: &mut Scheduler, agent: &str) -> Vec<(String, u32)> {
+        scheduler
+            .offer(&WorkRequest {
+                agent,
+                capacity: 2,
+                extra: 2,
+                free_memory: u64::MAX,
+                now_ms: 0,
+                expires_ms: 1_000,
+                fuel_per_ms: None,
+                suspect: false,
+            })
+            .into_iter()
+            .map(|offer| (offer.workload.id.clone(), offer.index))
+            .collect()
+    }
+
+    #[test]
+    fn alternatives_on_the_same_terms_are_not_offered() {
+        let mut scheduler = Scheduler::default();
+        let (a, pending) = workload("w-a", 1e-6, 10);
+        scheduler.add_workload(a, pending);
+        let (b, pending) = workload("w-b", 1e-6, 10);
+        scheduler.add_workload(b, pending);
+        let offered = ask(&mut scheduler, "agent-1");
+        assert_eq!(offered.len(), 2, "the fair turn only: {offered:?}");
+    }
+
+    #[test]
+    fn alternatives_on_other_terms_are_offered() {
+        let mut scheduler = Scheduler::default();
+        let (cheap, pending) = workload("w-cheap", 1e-6, 10);
+        scheduler.add_workload(cheap, pending);
+        let (dear, pending) = workload("w-dear", 2e-6, 10);
+        scheduler.add_workload(dear, pending);
+        let offered = ask(&mut scheduler, "agent-1");
+        assert_eq!(
+            offered.len(),
+            4,
+            "the fair turn and two alternatives: {offered:?}"
+        );
+        // Whichever workload the fair turn served, the agent may take both
+        // slots' worth of either.
+        for id in ["w-cheap", "w-dear"] {
+            assert!(
+                offered.iter().filter(|(w, _)| w == id).count() >= 2,
+                "{offered:?}"
+            );
+        }
+    }
 }
