@@ -23,13 +23,13 @@ use tokio::task::JoinHandle;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 use wasmgrid_proto::v1::agent_service_client::AgentServiceClient;
 use wasmgrid_proto::v1::{self, TaskRef};
 use wasmgrid_proto::{MAX_MESSAGE_BYTES, status_to_wire, usage_to_wire};
 use wasmgrid_runtime::Usage;
 
+use crate::dispatch::connection::Connection;
 use crate::dispatch::latency::{Latencies, Rpc};
 
 /// The metadata key real agents send their version in (every agent call;
@@ -255,9 +255,9 @@ impl Interceptor for AgentMetadata {
     }
 }
 
-type AgentClient = AgentServiceClient<InterceptedService<Channel, AgentMetadata>>;
+type AgentClient = AgentServiceClient<InterceptedService<Connection, AgentMetadata>>;
 
-fn agent_client(channel: Channel, metadata: AgentMetadata) -> AgentClient {
+fn agent_client(channel: Connection, metadata: AgentMetadata) -> AgentClient {
     AgentServiceClient::with_interceptor(channel, metadata)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
@@ -286,9 +286,7 @@ impl SimAgent {
         reply: Arc<Reply>,
     ) -> Result<(SimAgent, Duration)> {
         let name = format!("sim-{index:05}");
-        let channel = Endpoint::from_shared(url.to_owned())
-            .context("broker url")?
-            .connect()
+        let channel = Connection::open(url)
             .await
             .with_context(|| format!("{name}: connect to {url}"))?;
         let memory_bytes = plan.memory_per_slot * u64::from(plan.slots);

@@ -17,7 +17,8 @@
 //! - `watch`: the monitor of a running phase (stalls, progress).
 //! - `broker`: the broker child process, its CPU, memory, I/O and store
 //!   size.
-//! - `agents`: the simulated agents.
+//! - `agents`: the simulated agents; `connection`: their HTTP/2
+//!   connections.
 //! - `issuer`: submitting and following workloads.
 //! - `latency`: per-RPC latency samples.
 //! - `cpu`: who used the machine during a window.
@@ -25,6 +26,7 @@
 
 mod agents;
 pub(crate) mod broker;
+mod connection;
 mod cpu;
 mod end_to_end;
 mod issuer;
