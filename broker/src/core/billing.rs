@@ -53,9 +53,22 @@ pub(crate) async fn escrow(
     Ok(())
 }
 
+/// What `run` of `workload` is paid when it agrees with the accepted result.
+pub(crate) fn run_pay(workload: &WorkloadRow, run: &LeaseRow) -> i64 {
+    // Limits bound fuel and memory, and submit checked the worst case
+    // fits: an overflow here cannot happen, and would pay nothing.
+    workload
+        .pricing()
+        .run_pay(run.fuel_consumed, run.peak_memory)
+        .unwrap_or(0)
+}
+
 /// Pays the runs that made task `index`'s quorum and marks the others that
 /// disagreed, adjusting their agents' records; on the group-commit writer,
-/// within the report or expiry that settled the task.
+/// within the report or expiry that settled the task. The run
+/// `verdict_stored` already has its verdict and pay in its row (stored
+/// with its report).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn settle_runs(
     conn: &Connection,
     workload: &WorkloadRow,
@@ -63,16 +76,12 @@ pub(crate) fn settle_runs(
     runs: &[LeaseRow],
     agreeing: &[String],
     disagreeing: &[String],
+    verdict_stored: Option<&str>,
     now: i64,
 ) -> BrokerResult<()> {
-    let pricing = workload.pricing();
     let escrow = escrow_account(&workload.id);
     for run in runs.iter().filter(|run| agreeing.contains(&run.id)) {
-        // Limits bound fuel and memory, and submit checked the worst case
-        // fits: an overflow here cannot happen, and would pay nothing.
-        let amount = pricing
-            .run_pay(run.fuel_consumed, run.peak_memory)
-            .unwrap_or(0);
+        let amount = run_pay(workload, run);
         let to = agent_account(&run.agent_id);
         writer::ledger::transfer(
             conn,
@@ -92,7 +101,9 @@ pub(crate) fn settle_runs(
             },
             "agent",
         )?;
-        writer::leases::set_verdict(conn, &run.id, RunVerdict::Agreed, amount)?;
+        if verdict_stored != Some(run.id.as_str()) {
+            writer::leases::set_verdict(conn, &run.id, RunVerdict::Agreed, amount)?;
+        }
         writer::agents::add_result(conn, &run.agent_id, true)?;
     }
     for run in runs.iter().filter(|run| disagreeing.contains(&run.id)) {

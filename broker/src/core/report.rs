@@ -16,7 +16,7 @@ use crate::ids::now_ms;
 use crate::scheduler::verdict::{Rules, Verdict, judge};
 use crate::scheduler::{Scheduler, TaskKey};
 use crate::store::events::TaskEvent;
-use crate::store::leases::{LeaseRow, LeaseState, Report};
+use crate::store::leases::{LeaseRow, LeaseState, Report, RunVerdict};
 use crate::store::tasks::AcceptedResult;
 use crate::store::workloads::WorkloadRow;
 use crate::store::writer::{events, leases, tasks, workloads};
@@ -137,8 +137,22 @@ fn store_report(
         wall_time_ms: report.wall_time_ms,
         metering_version: &report.metering_version,
     };
-    leases::report(conn, &lease.id, &stored, counted, now)?;
     lease.add_report(&stored, counted, now);
+    // The task's leases as they stand with this report, without reading
+    // them again.
+    let task_leases = task_leases.map(|mut all| {
+        if let Some(stale) = all.iter_mut().find(|other| other.id == lease.id) {
+            *stale = lease.clone();
+        }
+        all
+    });
+    // When this report makes the task's result, its run's verdict and pay
+    // go in with the report, and its output only into the task (once).
+    let accepted = match &task_leases {
+        Some(all) if counted => accepted_run(all, &lease, &workload, separation),
+        _ => None,
+    };
+    leases::report(conn, &lease.id, &stored, counted, accepted, now)?;
     if !counted {
         // A counted report is recorded by its lease row alone.
         events::record(
@@ -155,26 +169,27 @@ fn store_report(
         )?;
     }
     let verdict = if counted {
-        // The task's leases as they stand now, without reading them again.
-        let task_leases = task_leases.map(|mut all| {
-            if let Some(stale) = all.iter_mut().find(|other| other.id == lease.id) {
-                *stale = lease.clone();
-            }
-            all
-        });
         let reported = ReportedOutput {
             lease_id: &lease.id,
             output: &report.output,
             task_leases,
+            verdict_stored: accepted.is_some(),
         };
-        settle_task(
+        let verdict = settle_task(
             conn,
             &workload,
             lease.index,
             separation,
             Some(reported),
             now,
-        )?
+        )?;
+        if accepted.is_some() && verdict.is_none() {
+            // The task was settled already (its result was not this one):
+            // the run keeps its output and has no verdict, as any report
+            // stored on a settled task.
+            leases::unaccept(conn, &lease.id, &report.output)?;
+        }
+        verdict
     } else {
         None
     };
@@ -199,6 +214,28 @@ fn store_report(
             changed: true,
         }
     }))
+}
+
+/// The verdict and pay of `lease`'s run when, with the task's leases `all`
+/// (this report included), it is the run whose output becomes the task's
+/// result; `None` otherwise. `settle_task` judges the same leases the same
+/// way, so it reaches the same verdict (unless the task was settled
+/// already, which `leases::unaccept` undoes).
+fn accepted_run(
+    all: &[LeaseRow],
+    lease: &LeaseRow,
+    workload: &WorkloadRow,
+    separation: ReplicaSeparation,
+) -> Option<(RunVerdict, i64)> {
+    match judge(all, rules(workload, separation)) {
+        Verdict::Done {
+            lease_id, agreeing, ..
+        } if lease_id == lease.id && agreeing.contains(&lease.id) => {
+            let pay = billing::run_pay(workload, lease);
+            Some((RunVerdict::Agreed, pay))
+        }
+        _ => None,
+    }
 }
 
 /// The reported lease, checked to belong to `agent_id`, with every lease
@@ -263,6 +300,8 @@ pub(crate) struct ReportedOutput<'a> {
     /// Every lease of the task, this report included, when the caller read
     /// them in this transaction already.
     pub task_leases: Option<Vec<LeaseRow>>,
+    /// The report's own verdict and pay were stored with it.
+    pub verdict_stored: bool,
 }
 
 /// Judges a pending task from its leases and, if it is done or failed,
@@ -316,7 +355,20 @@ pub(crate) fn settle_task(
             if done {
                 // No `done` event: the task row holds its finish time and
                 // the lease row its accepted run (`store::events`).
-                billing::settle_runs(conn, workload, index, &all, agreeing, disagreeing, now)?;
+                let verdict_stored = reported
+                    .as_ref()
+                    .filter(|reported| reported.verdict_stored)
+                    .map(|reported| reported.lease_id);
+                billing::settle_runs(
+                    conn,
+                    workload,
+                    index,
+                    &all,
+                    agreeing,
+                    disagreeing,
+                    verdict_stored,
+                    now,
+                )?;
             }
             done
         }

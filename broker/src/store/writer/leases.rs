@@ -125,21 +125,30 @@ pub fn extend(conn: &Connection, id: &str, deadline_ms: i64) -> BrokerResult<boo
 }
 
 /// Records a report on a lease. `counted` is whether the lease was active.
+/// With `accepted` (the run's verdict and pay), the report makes its task's
+/// result: its output goes into the task only, not into the lease as well
+/// (its hash stays; [`unaccept`] puts it back).
 pub fn report(
     conn: &Connection,
     id: &str,
     report: &Report<'_>,
     counted: bool,
+    accepted: Option<(RunVerdict, i64)>,
     now_ms: i64,
 ) -> BrokerResult<()> {
     let status = StoredStatus::of(report.status);
+    let (verdict, paid, output) = match accepted {
+        Some((verdict, paid)) => (Some(verdict.as_str()), paid, None),
+        None => (None, 0, Some(report.output)),
+    };
     // A late report (the lease is no longer active) keeps the lease's state
     // and is stored for the record only.
     conn.prepare_cached(
         "UPDATE leases SET state = CASE WHEN ? THEN 'reported' ELSE state END,
              ended_ms = COALESCE(ended_ms, ?), counted = ?, status_kind = ?,
              status_code = ?, status_message = ?, output_sha256 = ?, output = ?, stderr = ?,
-             fuel_consumed = ?, peak_memory = ?, wall_time_ms = ?, metering_version = ?
+             fuel_consumed = ?, peak_memory = ?, wall_time_ms = ?, metering_version = ?,
+             verdict = ?, paid_micro = ?
          WHERE id = ?",
     )?
     .execute(params![
@@ -150,14 +159,26 @@ pub fn report(
         status.code,
         status.message,
         report.output_sha256,
-        report.output,
+        output,
         report.stderr,
         report.fuel_consumed as i64,
         report.peak_memory as i64,
         report.wall_time_ms as i64,
         report.metering_version,
+        verdict,
+        paid,
         id,
     ])?;
+    Ok(())
+}
+
+/// Undoes [`report`]'s `accepted` when the task turned out settled already:
+/// no verdict, no pay, the output kept in the lease.
+pub fn unaccept(conn: &Connection, id: &str, output: &[u8]) -> BrokerResult<()> {
+    conn.prepare_cached(
+        "UPDATE leases SET verdict = NULL, paid_micro = 0, output = ? WHERE id = ?",
+    )?
+    .execute(params![output, id])?;
     Ok(())
 }
 
