@@ -15,6 +15,7 @@ use crate::store::ledger::{
 };
 use crate::store::workloads::WorkloadRow;
 use crate::store::writer;
+use crate::store::writer::agents::ResultTally;
 
 /// Moves a new workload's escrow from its issuer's account; fails, so the
 /// submit is refused, when the issuer cannot cover it.
@@ -77,6 +78,7 @@ pub(crate) fn settle_runs(
     agreeing: &[String],
     disagreeing: &[String],
     verdict_stored: Option<&str>,
+    results: &mut ResultTally,
     now: i64,
 ) -> BrokerResult<()> {
     let escrow = escrow_account(&workload.id);
@@ -104,11 +106,11 @@ pub(crate) fn settle_runs(
         if verdict_stored != Some(run.id.as_str()) {
             writer::leases::set_verdict(conn, &run.id, RunVerdict::Agreed, amount)?;
         }
-        writer::agents::add_result(conn, &run.agent_id, true)?;
+        results.add(&run.agent_id, true);
     }
     for run in runs.iter().filter(|run| disagreeing.contains(&run.id)) {
         writer::leases::set_verdict(conn, &run.id, RunVerdict::Disagreed, 0)?;
-        writer::agents::add_result(conn, &run.agent_id, false)?;
+        results.add(&run.agent_id, false);
         writer::events::record(
             conn,
             TaskEvent {

@@ -15,6 +15,7 @@ use crate::error::{BrokerError, BrokerResult};
 use crate::ids::now_ms;
 use crate::store::events::TaskEvent;
 use crate::store::leases::LeaseState;
+use crate::store::writer::agents::ResultTally;
 use crate::store::writer::{events, leases, workloads};
 
 impl Broker {
@@ -107,6 +108,7 @@ fn expire_leases(
         return Ok(unchanged((0, Vec::new())));
     }
     let mut settled = Vec::new();
+    let mut results = ResultTally::default();
     for lease in due {
         if !leases::end(conn, &lease.id, LeaseState::Expired, now)? {
             continue;
@@ -127,10 +129,19 @@ fn expire_leases(
         let verdict = if workload.state.is_final() {
             None
         } else {
-            settle_task(conn, &workload, lease.index, separation, None, now)?
+            settle_task(
+                conn,
+                &workload,
+                lease.index,
+                separation,
+                None,
+                &mut results,
+                now,
+            )?
         };
         settled.push((lease, verdict));
     }
+    results.store(conn)?;
     Ok(then(move |scheduler| {
         let expired = settled.len();
         let mut complete = Vec::new();

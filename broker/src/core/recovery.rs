@@ -14,6 +14,7 @@ use crate::ids::now_ms;
 use crate::scheduler::PendingTask;
 use crate::scheduler::verdict::{Verdict, judge};
 use crate::store::leases::{LeaseRow, LeaseState};
+use crate::store::writer::agents::ResultTally;
 use crate::store::{agents, leases, tasks, workloads};
 
 impl Broker {
@@ -63,7 +64,17 @@ impl Broker {
                         let workload = Arc::clone(&workload);
                         self.commits
                             .run(move |conn| {
-                                settle_task(conn, &workload, index, separation, None, now_ms())?;
+                                let mut results = ResultTally::default();
+                                settle_task(
+                                    conn,
+                                    &workload,
+                                    index,
+                                    separation,
+                                    None,
+                                    &mut results,
+                                    now_ms(),
+                                )?;
+                                results.store(conn)?;
                                 Ok(unchanged(()))
                             })
                             .await?;

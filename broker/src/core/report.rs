@@ -19,6 +19,7 @@ use crate::store::events::TaskEvent;
 use crate::store::leases::{LeaseRow, LeaseState, Report, RunVerdict};
 use crate::store::tasks::AcceptedResult;
 use crate::store::workloads::WorkloadRow;
+use crate::store::writer::agents::ResultTally;
 use crate::store::writer::{events, leases, tasks, workloads};
 
 /// A result as received from an agent.
@@ -44,27 +45,92 @@ impl Broker {
         agent_id: &str,
         report: IncomingReport,
     ) -> BrokerResult<bool> {
+        let mut answers = self.report_all(agent_id, vec![report]).await?;
+        answers
+            .pop()
+            .unwrap_or_else(|| Err(BrokerError::Internal("a report went unanswered".into())))
+    }
+
+    /// Records an agent's reports in one call of the group commit, each as
+    /// [`Broker::report`] would (its own answer, its own refusal); the
+    /// agents' records take each agent's results in one `UPDATE`. A
+    /// failure of the store fails them all (the call as a whole: nothing is
+    /// stored, and each may be sent again).
+    pub async fn report_all(
+        self: &Arc<Self>,
+        agent_id: &str,
+        reports: Vec<IncomingReport>,
+    ) -> BrokerResult<Vec<BrokerResult<bool>>> {
         let now = now_ms();
         // Hashed here, not on the writer, which all calls share.
-        let output_sha256 = hex::encode(Sha256::digest(&report.output));
+        let hashed: Vec<(IncomingReport, String)> = reports
+            .into_iter()
+            .map(|report| {
+                let output_sha256 = hex::encode(Sha256::digest(&report.output));
+                (report, output_sha256)
+            })
+            .collect();
+        let speeds: Vec<(bool, u64, u64)> = hashed
+            .iter()
+            .map(|(report, _)| {
+                (
+                    report.status == Status::Ok,
+                    report.fuel_consumed,
+                    report.wall_time_ms,
+                )
+            })
+            .collect();
         let agent = agent_id.to_owned();
         let separation = self.config.replica_separation;
-        let status = report.status.clone();
-        let (fuel, wall_ms) = (report.fuel_consumed, report.wall_time_ms);
-        let outcome = self
+        let outcomes = self
             .commits
-            .run(move |conn| store_report(conn, &agent, &report, &output_sha256, separation, now))
+            .run(move |conn| {
+                let mut results = ResultTally::default();
+                let mut stored = Vec::with_capacity(hashed.len());
+                for (report, output_sha256) in &hashed {
+                    match store_report(
+                        conn,
+                        &agent,
+                        report,
+                        output_sha256,
+                        separation,
+                        &mut results,
+                        now,
+                    ) {
+                        Ok(then) => stored.push(Ok(then)),
+                        // The store failed mid-way: the call as a whole.
+                        Err(error @ BrokerError::Writer(_)) => return Err(error),
+                        // Refused before it wrote anything: this report only.
+                        Err(refused) => stored.push(Err(refused)),
+                    }
+                }
+                results.store(conn)?;
+                Ok(then(move |scheduler| {
+                    stored
+                        .into_iter()
+                        .map(|outcome| outcome.map(|then| then(scheduler)))
+                        .collect::<Vec<_>>()
+                }))
+            })
             .await?;
-        if outcome.counted && status == Status::Ok {
-            self.add_speed(agent_id, fuel, wall_ms);
+        let mut answers = Vec::with_capacity(outcomes.len());
+        let mut changed = false;
+        for (outcome, (ok, fuel, wall_ms)) in outcomes.into_iter().zip(speeds) {
+            answers.push(outcome.map(|outcome| {
+                if outcome.counted && ok {
+                    self.add_speed(agent_id, fuel, wall_ms);
+                }
+                if let Some(workload_id) = outcome.complete {
+                    self.spawn_aggregation(workload_id);
+                }
+                changed |= outcome.changed;
+                outcome.counted
+            }));
         }
-        if let Some(workload_id) = outcome.complete {
-            self.spawn_aggregation(workload_id);
-        }
-        if outcome.changed {
+        if changed {
             self.changed();
         }
-        Ok(outcome.counted)
+        Ok(answers)
     }
 }
 
@@ -85,6 +151,7 @@ fn store_report(
     report: &IncomingReport,
     output_sha256: &str,
     separation: ReplicaSeparation,
+    results: &mut ResultTally,
     now: i64,
 ) -> BrokerResult<Then<ReportOutcome>> {
     let (mut lease, task_leases) = reported_lease(conn, agent_id, report, separation)?;
@@ -181,6 +248,7 @@ fn store_report(
             lease.index,
             separation,
             Some(reported),
+            results,
             now,
         )?;
         if accepted.is_some() && verdict.is_none() {
@@ -313,6 +381,7 @@ pub(crate) fn settle_task(
     index: u32,
     separation: ReplicaSeparation,
     mut reported: Option<ReportedOutput<'_>>,
+    results: &mut ResultTally,
     now: i64,
 ) -> BrokerResult<Option<Verdict>> {
     let all = match reported
@@ -367,6 +436,7 @@ pub(crate) fn settle_task(
                     agreeing,
                     disagreeing,
                     verdict_stored,
+                    results,
                     now,
                 )?;
             }

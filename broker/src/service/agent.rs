@@ -276,28 +276,38 @@ impl AgentService for AgentApi {
                 reports.len()
             )));
         }
-        // All at once, so they land in the same group commit.
-        let outcomes = futures::future::join_all(reports.into_iter().map(|report| {
-            let agent = &agent;
-            async move {
-                let report = incoming_report(report)?;
-                Ok::<_, Status>(self.broker.report(agent, report).await?)
-            }
-        }))
-        .await;
-        let outcomes = outcomes
+        // One call of the group commit for all of them; a report that
+        // cannot be read is refused alone.
+        let mut readable = Vec::with_capacity(reports.len());
+        let slots: Vec<Result<(), Status>> = reports
             .into_iter()
-            .map(|outcome| match outcome {
-                Ok(counted) => v1::ReportOutcome {
-                    counted,
-                    code: Code::Ok as i32,
-                    message: String::new(),
-                },
-                Err(status) => v1::ReportOutcome {
-                    counted: false,
-                    code: status.code() as i32,
-                    message: status.message().to_owned(),
-                },
+            .map(|report| incoming_report(report).map(|report| readable.push(report)))
+            .collect();
+        let answered = if readable.is_empty() {
+            Vec::new()
+        } else {
+            self.broker.report_all(&agent, readable).await?
+        };
+        let mut answered = answered.into_iter();
+        let outcomes = slots
+            .into_iter()
+            .map(|slot| {
+                let outcome = slot.and_then(|()| match answered.next() {
+                    Some(answer) => answer.map_err(Status::from),
+                    None => Err(Status::internal("a report went unanswered")),
+                });
+                match outcome {
+                    Ok(counted) => v1::ReportOutcome {
+                        counted,
+                        code: Code::Ok as i32,
+                        message: String::new(),
+                    },
+                    Err(status) => v1::ReportOutcome {
+                        counted: false,
+                        code: status.code() as i32,
+                        message: status.message().to_owned(),
+                    },
+                }
             })
             .collect();
         // Asked after the reports are stored, so the slots they freed, and
