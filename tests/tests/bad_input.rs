@@ -22,6 +22,36 @@ const FUEL: u64 = 2_000_000;
 const TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
 
+/// A broker of its own and a funded `echo` workload submitted to it.
+struct EchoBroker {
+    dir: tempfile::TempDir,
+    broker: BrokerProcess,
+    url: String,
+    workload_id: String,
+    submission: Submission,
+}
+
+/// Starts a broker with `args` in a temp dir and submits a funded `echo`
+/// workload of `inputs` tasks.
+async fn echo_broker(args: &[&str], inputs: usize) -> EchoBroker {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = BrokerProcess::start(&dir.path().join("broker"), args);
+    let url = broker.url();
+    let mut submission = echo_submission(inputs);
+    fund(&url, &mut submission).await;
+    let workload_id = submission
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    EchoBroker {
+        dir,
+        broker,
+        url,
+        workload_id,
+        submission,
+    }
+}
+
 fn echo_submission(inputs: usize) -> Submission {
     let inputs = (0..inputs)
         .map(|i| format!("input {i}").into_bytes())
@@ -214,15 +244,13 @@ fn ok_report_with_fuel(lease_id: &str, output: &[u8], fuel: u64) -> v1::ReportRe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
-    let url = broker.url();
-    let mut submission = echo_submission(1);
-    fund(&url, &mut submission).await;
-    let workload_id = submission
-        .submit(&mut issuer(&url).await)
-        .await
-        .expect("submit");
+    let EchoBroker {
+        dir: _dir,
+        broker: _broker,
+        url,
+        workload_id,
+        ..
+    } = echo_broker(&[], 1).await;
 
     let (alice, mallory) = (
         register(&url, "alice").await,
@@ -488,15 +516,13 @@ async fn pays_of(url: &str, issuer_name: &str, workload_id: &str) -> HashMap<Str
 /// and at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retried_duplicated_and_late_reports_are_paid_exactly_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut broker = BrokerProcess::start(&dir.path().join("broker"), &["--lease-timeout", "1s"]);
-    let url = broker.url();
-    let mut submission = echo_submission(4);
-    fund(&url, &mut submission).await;
-    let workload_id = submission
-        .submit(&mut issuer(&url).await)
-        .await
-        .expect("submit");
+    let EchoBroker {
+        dir: _dir,
+        mut broker,
+        url,
+        workload_id,
+        submission,
+    } = echo_broker(&["--lease-timeout", "1s"], 4).await;
     let (alice_token, bob_token) = (register(&url, "alice").await, register(&url, "bob").await);
     let mut alice = agent_client(&url, &alice_token).await;
     let pay = expected_pay(FUEL, CREDITS_PER_FUEL);
@@ -604,15 +630,13 @@ async fn retried_duplicated_and_late_reports_are_paid_exactly_once() {
 /// change nothing; the task is then paid once, for an honest report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_claiming_more_fuel_than_its_limit_is_refused_and_paid_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
-    let url = broker.url();
-    let mut submission = echo_submission(2);
-    fund(&url, &mut submission).await;
-    let workload_id = submission
-        .submit(&mut issuer(&url).await)
-        .await
-        .expect("submit");
+    let EchoBroker {
+        dir: _dir,
+        broker: _broker,
+        url,
+        workload_id,
+        submission,
+    } = echo_broker(&[], 2).await;
     let mut mallory = agent_client(&url, &register(&url, "mallory").await).await;
     let mut alice = agent_client(&url, &register(&url, "alice").await).await;
     let forged = lease_task(&mut mallory, &workload_id, 0).await;
@@ -732,15 +756,13 @@ async fn oversized_messages_and_broken_connections_change_nothing() {
 /// `MAX_REPORTS_PER_CALL` reports are refused as a whole, and change nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_reports_are_answered_one_by_one() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
-    let url = broker.url();
-    let mut submission = echo_submission(3);
-    fund(&url, &mut submission).await;
-    let workload_id = submission
-        .submit(&mut issuer(&url).await)
-        .await
-        .expect("submit");
+    let EchoBroker {
+        dir: _dir,
+        broker: _broker,
+        url,
+        workload_id,
+        ..
+    } = echo_broker(&[], 3).await;
     let (alice, bob) = (register(&url, "alice").await, register(&url, "bob").await);
     let mut alice = agent_client(&url, &alice).await;
     let mut bob = agent_client(&url, &bob).await;
@@ -900,15 +922,13 @@ async fn an_idle_agent_is_answered_as_soon_as_work_arrives() {
 /// broker's `--work-wait`) and says to ask again with `RequestWork`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_asked_with_reports_is_answered_after_them() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let broker = BrokerProcess::start(&dir.path().join("broker"), &["--work-wait", "300s"]);
-    let url = broker.url();
-    let mut submission = echo_submission(3);
-    fund(&url, &mut submission).await;
-    let workload_id = submission
-        .submit(&mut issuer(&url).await)
-        .await
-        .expect("submit");
+    let EchoBroker {
+        dir: _dir,
+        broker: _broker,
+        url,
+        workload_id,
+        ..
+    } = echo_broker(&["--work-wait", "300s"], 3).await;
     let mut agent = agent_client(&url, &register(&url, "merged").await).await;
     let first = ask_for_work(&mut agent, 1).await.offers;
     let lease = agent
@@ -998,15 +1018,13 @@ async fn work_asked_with_reports_is_answered_after_them() {
 /// counts; naming its own task, another agent's lease is still refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_task_a_report_names_does_not_decide_its_lease() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let broker = BrokerProcess::start(&dir.path().join("broker"), &[]);
-    let url = broker.url();
-    let mut submission = echo_submission(3);
-    fund(&url, &mut submission).await;
-    let workload_id = submission
-        .submit(&mut issuer(&url).await)
-        .await
-        .expect("submit");
+    let EchoBroker {
+        dir: _dir,
+        broker: _broker,
+        url,
+        workload_id,
+        ..
+    } = echo_broker(&[], 3).await;
     let (alice, mallory) = (
         register(&url, "alice").await,
         register(&url, "mallory").await,

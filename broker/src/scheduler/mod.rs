@@ -674,6 +674,16 @@ mod tests {
         (Arc::new(row), pending)
     }
 
+    /// A scheduler with a workload of 10 tasks per `(id, credits per fuel)`.
+    fn scheduler_with(workloads: &[(&str, f64)]) -> Scheduler {
+        let mut scheduler = Scheduler::default();
+        for (id, credits_per_fuel) in workloads {
+            let (row, pending) = workload(id, *credits_per_fuel, 10);
+            scheduler.add_workload(row, pending);
+        }
+        scheduler
+    }
+
     fn ask(scheduler: &mut Scheduler, agent: &str) -> Vec<(String, u32)> {
         scheduler
             .offer(&WorkRequest {
@@ -693,22 +703,14 @@ mod tests {
 
     #[test]
     fn alternatives_on_the_same_terms_are_not_offered() {
-        let mut scheduler = Scheduler::default();
-        let (a, pending) = workload("w-a", 1e-6, 10);
-        scheduler.add_workload(a, pending);
-        let (b, pending) = workload("w-b", 1e-6, 10);
-        scheduler.add_workload(b, pending);
+        let mut scheduler = scheduler_with(&[("w-a", 1e-6), ("w-b", 1e-6)]);
         let offered = ask(&mut scheduler, "agent-1");
         assert_eq!(offered.len(), 2, "the fair turn only: {offered:?}");
     }
 
     #[test]
     fn alternatives_on_other_terms_are_offered() {
-        let mut scheduler = Scheduler::default();
-        let (cheap, pending) = workload("w-cheap", 1e-6, 10);
-        scheduler.add_workload(cheap, pending);
-        let (dear, pending) = workload("w-dear", 2e-6, 10);
-        scheduler.add_workload(dear, pending);
+        let mut scheduler = scheduler_with(&[("w-cheap", 1e-6), ("w-dear", 2e-6)]);
         let offered = ask(&mut scheduler, "agent-1");
         assert_eq!(
             offered.len(),
