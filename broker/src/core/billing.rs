@@ -64,23 +64,33 @@ pub(crate) fn run_pay(workload: &WorkloadRow, run: &LeaseRow) -> i64 {
         .unwrap_or(0)
 }
 
+/// How a settled task's runs compare with its accepted result.
+pub(crate) struct Verdicts<'a> {
+    /// The runs that made the quorum: paid.
+    pub agreeing: &'a [String],
+    /// OK runs whose result differs: not paid.
+    pub disagreeing: &'a [String],
+    /// The run whose verdict and pay were stored with its report.
+    pub stored: Option<&'a str>,
+}
+
 /// Pays the runs that made task `index`'s quorum and marks the others that
-/// disagreed, adjusting their agents' records; on the group-commit writer,
-/// within the report or expiry that settled the task. The run
-/// `verdict_stored` already has its verdict and pay in its row (stored
-/// with its report).
-#[allow(clippy::too_many_arguments)]
+/// disagreed, noting their agents' results in `results`; on the
+/// group-commit writer, within the report or expiry that settled the task.
 pub(crate) fn settle_runs(
     conn: &Connection,
     workload: &WorkloadRow,
     index: u32,
     runs: &[LeaseRow],
-    agreeing: &[String],
-    disagreeing: &[String],
-    verdict_stored: Option<&str>,
+    verdicts: &Verdicts<'_>,
     results: &mut ResultTally,
     now: i64,
 ) -> BrokerResult<()> {
+    let Verdicts {
+        agreeing,
+        disagreeing,
+        stored: verdict_stored,
+    } = *verdicts;
     let escrow = escrow_account(&workload.id);
     for run in runs.iter().filter(|run| agreeing.contains(&run.id)) {
         let amount = run_pay(workload, run);

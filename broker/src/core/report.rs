@@ -428,17 +428,12 @@ pub(crate) fn settle_task(
                     .as_ref()
                     .filter(|reported| reported.verdict_stored)
                     .map(|reported| reported.lease_id);
-                billing::settle_runs(
-                    conn,
-                    workload,
-                    index,
-                    &all,
+                let verdicts = billing::Verdicts {
                     agreeing,
                     disagreeing,
-                    verdict_stored,
-                    results,
-                    now,
-                )?;
+                    stored: verdict_stored,
+                };
+                billing::settle_runs(conn, workload, index, &all, &verdicts, results, now)?;
             }
             done
         }
