@@ -12,9 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::{Code, Status};
-use wasmgrid_proto::v1::{
-    AcceptOffersRequest, ReportResultRequest, ReportResultsRequest, RequestWorkRequest,
-};
+use wasmgrid_proto::v1::{ReportResultRequest, ReportResultsRequest, RequestWorkRequest};
 use wasmgrid_proto::{MAX_REPORTS_PER_CALL, REPORT_BATCH_BYTES};
 
 use crate::backoff::Backoff;
@@ -23,7 +21,7 @@ use crate::client::{BrokerClient, Retry};
 use crate::counters::{Counters, add};
 use crate::outbox::Outbox;
 use crate::outdated::required_version;
-use crate::work_ask::{WorkAnswer, WorkAsk};
+use crate::work_ask::{self, WorkAnswer, WorkAsk};
 
 /// Where workers hand finished (and already persisted) reports.
 pub(crate) type ReportSender = mpsc::UnboundedSender<Finished>;
@@ -111,26 +109,17 @@ async fn deliver_all(
         {
             let _ = done.send(());
         }
+        // Everything handed over by now; the capacity it frees is given
+        // back with the next call.
         let mut freeing = Vec::new();
-        while let Ok(finished) = receiver.try_recv() {
-            queue.push_back(finished.report);
-            freeing.extend(finished.frees);
-        }
         if queue.is_empty() {
             match receiver.recv().await {
-                Some(finished) => {
-                    queue.push_back(finished.report);
-                    drop(freeing);
-                    // Given back with the next call, with whatever else
-                    // arrived by then.
-                    freeing = finished.frees.into_iter().collect();
-                    while let Ok(finished) = receiver.try_recv() {
-                        queue.push_back(finished.report);
-                        freeing.extend(finished.frees);
-                    }
-                }
+                Some(finished) => gather(finished, &mut queue, &mut freeing),
                 None => return,
             }
+        }
+        while let Ok(finished) = receiver.try_recv() {
+            gather(finished, &mut queue, &mut freeing);
         }
         // Only ReportResults can ask for work.
         let work = if batching {
@@ -215,6 +204,16 @@ async fn deliver_all(
     }
 }
 
+/// Queues a finished task's report and keeps the capacity it frees.
+fn gather(
+    finished: Finished,
+    queue: &mut VecDeque<ReportResultRequest>,
+    freeing: &mut Vec<Reservation>,
+) {
+    queue.push_back(finished.report);
+    freeing.extend(finished.frees);
+}
+
 /// How many reports from the front of `queue` go in the next call: as many
 /// as fit in one `ReportResults`, or 1 (always at least the front one).
 fn batch_size(queue: &VecDeque<ReportResultRequest>, batching: bool) -> usize {
@@ -234,24 +233,9 @@ fn batch_size(queue: &VecDeque<ReportResultRequest>, batching: bool) -> usize {
 }
 
 /// Hands the answer to the reporter's request for work to the work loop;
-/// when the work loop is gone (the agent stops), declines its offers, so
-/// the broker gives them to other agents at once.
+/// when the work loop is gone (the agent stops), declines its offers.
 async fn hand_over(client: &BrokerClient, asks: &WorkAsk, answer: WorkAnswer) {
-    let Some(unwanted) = asks.answer(answer) else {
-        return;
-    };
-    if unwanted.offers.is_empty() {
-        return;
-    }
-    let declined = client
-        .call("decline offers", Retry::Once, |mut grpc| async move {
-            grpc.accept_offers(AcceptOffersRequest { tasks: Vec::new() })
-                .await
-        })
-        .await;
-    if let Err(status) = declined {
-        tracing::debug!(code = ?status.code(), detail = status.message(), "cannot decline offers; they expire");
-    }
+    work_ask::decline(client, asks.answer(answer)).await;
 }
 
 /// Sends several reports in one `ReportResults` call, asking for `work`

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio::sync::mpsc;
-use wasmgrid_proto::v1::{RequestWorkRequest, RequestWorkResponse};
+use wasmgrid_proto::v1::{AcceptOffersRequest, RequestWorkRequest, RequestWorkResponse};
 
 use crate::capacity::{CapacityPool, Reservation};
+use crate::client::{BrokerClient, Retry};
 
 /// The work loop is running: it asks for work itself.
 const BUSY: u8 = 0;
@@ -96,6 +97,25 @@ impl WorkAsk {
     /// in it can be declined.
     pub(crate) fn answer(&self, answer: WorkAnswer) -> WorkAnswer {
         self.answers.send(answer).err().and_then(|gone| gone.0)
+    }
+}
+
+/// Declines the offers of an answer that will not be taken (the agent is
+/// stopping or paused, or the capacity went elsewhere), so the broker gives
+/// them to other agents at once: an empty `AcceptOffers`, sent once, since
+/// offers not answered expire anyway.
+pub(crate) async fn decline(client: &BrokerClient, unused: WorkAnswer) {
+    if unused.is_none_or(|answer| answer.offers.is_empty()) {
+        return;
+    }
+    let declined = client
+        .call("decline offers", Retry::Once, |mut grpc| async move {
+            grpc.accept_offers(AcceptOffersRequest { tasks: Vec::new() })
+                .await
+        })
+        .await;
+    if let Err(status) = declined {
+        tracing::debug!(code = ?status.code(), detail = status.message(), "cannot decline offers; they expire");
     }
 }
 

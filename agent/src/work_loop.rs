@@ -30,7 +30,7 @@ use crate::registration::Session;
 use crate::reporter::{self, Reporter};
 use crate::speed::SpeedEstimate;
 use crate::stop::{StopPhase, StopSignal, drain_reports, finish_workers};
-use crate::work_ask::{WorkAnswer, WorkAsk};
+use crate::work_ask::{self, WorkAnswer, WorkAsk};
 use crate::worker::{self, WorkerContext};
 
 /// Bounds on the broker's `retry_after_ms`: at least 50 ms, so a broker that
@@ -284,9 +284,7 @@ impl Asking<'_> {
     async fn decline_unused(mut self, client: &BrokerClient) {
         self.answers.close();
         while let Ok(answer) = self.answers.try_recv() {
-            if answer.is_some_and(|answer| !answer.offers.is_empty()) {
-                let _ = accept(client, Vec::new()).await;
-            }
+            work_ask::decline(client, answer).await;
         }
     }
 
@@ -341,9 +339,7 @@ async fn take_work(
     loop {
         reap(workers);
         if stop.is_stopping() {
-            if in_hand.take().is_some() {
-                let _ = accept(&ctx.client, Vec::new()).await;
-            }
+            work_ask::decline(&ctx.client, in_hand.take()).await;
             return;
         }
         let paused = control::is_paused(&config.state_dir);
@@ -356,9 +352,7 @@ async fn take_work(
             was_paused = paused;
         }
         if paused {
-            if in_hand.take().is_some() {
-                let _ = accept(&ctx.client, Vec::new()).await;
-            }
+            work_ask::decline(&ctx.client, in_hand.take()).await;
             pause(PAUSED_POLL, stop).await;
             continue;
         }
@@ -372,9 +366,7 @@ async fn take_work(
         if free.slots == 0 {
             // Offers in hand cannot be taken now (a task held on to its
             // capacity): declined, and asked for again once it is back.
-            if in_hand.take().is_some() {
-                let _ = accept(&ctx.client, Vec::new()).await;
-            }
+            work_ask::decline(&ctx.client, in_hand.take()).await;
             in_hand = asking.wait_for_capacity(pool, stop).await;
             continue;
         }
