@@ -317,8 +317,7 @@ fn reported_lease(
     separation: ReplicaSeparation,
 ) -> BrokerResult<(LeaseRow, Option<Vec<LeaseRow>>)> {
     if let Some((workload_id, index)) = &report.task {
-        let with_agents = separation != ReplicaSeparation::Agent;
-        let all = leases::of_task(conn, workload_id, *index, with_agents)?;
+        let all = task_leases(conn, workload_id, *index, separation)?;
         if let Some(lease) = all.iter().find(|lease| lease.id == report.lease_id) {
             let lease = lease.clone();
             check_owner(&lease, agent_id)?;
@@ -326,6 +325,18 @@ fn reported_lease(
         }
     }
     Ok((owned_lease(conn, agent_id, &report.lease_id)?, None))
+}
+
+/// Every lease of a task, with its agent's owner and address only when
+/// replicas are kept apart by those.
+fn task_leases(
+    conn: &Connection,
+    workload_id: &str,
+    index: u32,
+    separation: ReplicaSeparation,
+) -> BrokerResult<Vec<LeaseRow>> {
+    let with_agents = separation != ReplicaSeparation::Agent;
+    leases::of_task(conn, workload_id, index, with_agents)
 }
 
 /// The lease, checked to belong to `agent_id`.
@@ -389,10 +400,7 @@ pub(crate) fn settle_task(
         .and_then(|reported| reported.task_leases.take())
     {
         Some(all) => all,
-        None => {
-            let with_agents = separation != ReplicaSeparation::Agent;
-            leases::of_task(conn, &workload.id, index, with_agents)?
-        }
+        None => task_leases(conn, &workload.id, index, separation)?,
     };
     let verdict = judge(&all, rules(workload, separation));
     let changed = match &verdict {
