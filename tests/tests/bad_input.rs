@@ -217,6 +217,11 @@ async fn register(url: &str, name: &str) -> String {
         .token
 }
 
+/// A newly registered agent `name`, signed in with its token.
+async fn new_agent(url: &str, name: &str) -> AgentClient {
+    agent_client(url, &register(url, name).await).await
+}
+
 fn ok_report(lease_id: &str, output: &[u8]) -> v1::ReportResultRequest {
     ok_report_with_fuel(lease_id, output, FUEL)
 }
@@ -252,12 +257,8 @@ async fn agents_touch_only_their_own_leases_and_reports_are_idempotent() {
         ..
     } = echo_broker(&[], 1).await;
 
-    let (alice, mallory) = (
-        register(&url, "alice").await,
-        register(&url, "mallory").await,
-    );
-    let mut alice = agent_client(&url, &alice).await;
-    let mut mallory = agent_client(&url, &mallory).await;
+    let mut alice = new_agent(&url, "alice").await;
+    let mut mallory = new_agent(&url, "mallory").await;
     let mut stranger = agent_client(&url, "not-a-token").await;
 
     let error = stranger
@@ -637,8 +638,8 @@ async fn a_report_claiming_more_fuel_than_its_limit_is_refused_and_paid_nothing(
         workload_id,
         submission,
     } = echo_broker(&[], 2).await;
-    let mut mallory = agent_client(&url, &register(&url, "mallory").await).await;
-    let mut alice = agent_client(&url, &register(&url, "alice").await).await;
+    let mut mallory = new_agent(&url, "mallory").await;
+    let mut alice = new_agent(&url, "alice").await;
     let forged = lease_task(&mut mallory, &workload_id, 0).await;
     let claimed = 2 * submission.limits.fuel;
     let answer = mallory
@@ -763,9 +764,8 @@ async fn batched_reports_are_answered_one_by_one() {
         workload_id,
         ..
     } = echo_broker(&[], 3).await;
-    let (alice, bob) = (register(&url, "alice").await, register(&url, "bob").await);
-    let mut alice = agent_client(&url, &alice).await;
-    let mut bob = agent_client(&url, &bob).await;
+    let mut alice = new_agent(&url, "alice").await;
+    let mut bob = new_agent(&url, "bob").await;
     let offers = ask_for_work(&mut alice, 2).await.offers;
     let tasks: Vec<TaskRef> = offers
         .iter()
@@ -877,7 +877,7 @@ async fn an_idle_agent_is_answered_as_soon_as_work_arrives() {
     // A wait far longer than the test: only the submit can end it early.
     let broker = BrokerProcess::start(&dir.path().join("held"), &["--work-wait", "300s"]);
     let url = broker.url();
-    let mut agent = agent_client(&url, &register(&url, "idle").await).await;
+    let mut agent = new_agent(&url, "idle").await;
     let asked = tokio::spawn(async move { ask_for_work(&mut agent, 4).await });
     // Time for the request to reach the broker and find the queue empty.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -894,7 +894,7 @@ async fn an_idle_agent_is_answered_as_soon_as_work_arrives() {
 
     let broker = BrokerProcess::start(&dir.path().join("short"), &["--work-wait", "200ms"]);
     let url = broker.url();
-    let mut agent = agent_client(&url, &register(&url, "idle").await).await;
+    let mut agent = new_agent(&url, "idle").await;
     let started = Instant::now();
     let answer = ask_for_work(&mut agent, 4).await;
     assert!(answer.offers.is_empty());
@@ -906,7 +906,7 @@ async fn an_idle_agent_is_answered_as_soon_as_work_arrives() {
 
     let broker = BrokerProcess::start(&dir.path().join("polled"), &["--work-wait", "0s"]);
     let url = broker.url();
-    let mut agent = agent_client(&url, &register(&url, "idle").await).await;
+    let mut agent = new_agent(&url, "idle").await;
     let answer = ask_for_work(&mut agent, 4).await;
     assert!(answer.offers.is_empty());
     assert_eq!(
@@ -929,7 +929,7 @@ async fn work_asked_with_reports_is_answered_after_them() {
         workload_id,
         ..
     } = echo_broker(&["--work-wait", "300s"], 3).await;
-    let mut agent = agent_client(&url, &register(&url, "merged").await).await;
+    let mut agent = new_agent(&url, "merged").await;
     let first = ask_for_work(&mut agent, 1).await.offers;
     let lease = agent
         .accept_offers(v1::AcceptOffersRequest {
@@ -1025,12 +1025,8 @@ async fn the_task_a_report_names_does_not_decide_its_lease() {
         workload_id,
         ..
     } = echo_broker(&[], 3).await;
-    let (alice, mallory) = (
-        register(&url, "alice").await,
-        register(&url, "mallory").await,
-    );
-    let mut alice = agent_client(&url, &alice).await;
-    let mut mallory = agent_client(&url, &mallory).await;
+    let mut alice = new_agent(&url, "alice").await;
+    let mut mallory = new_agent(&url, "mallory").await;
     let mut leases = Vec::new();
     for index in 0..3 {
         leases.push(lease_task(&mut alice, &workload_id, index).await);
