@@ -24,6 +24,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::{BrokerError, BrokerResult};
 use crate::scheduler::Scheduler;
+use crate::store::writer::checkpoint::{WalRestart, restart_wal};
 
 /// The scheduler change a committed call brings, and what the call answers.
 pub(crate) type Then<T> = Box<dyn FnOnce(&mut Scheduler) -> T + Send>;
@@ -141,16 +142,19 @@ impl CommitMetrics {
 impl GroupCommit {
     /// Starts the writer thread on `conn`, applying scheduler changes to
     /// `scheduler`.
+    /// Lets the WAL start over between batches when the checkpoint thread
+    /// asks (`restarts`).
     pub(crate) fn start(
         conn: Connection,
         scheduler: Arc<Mutex<Scheduler>>,
+        restarts: WalRestart,
     ) -> BrokerResult<GroupCommit> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let metrics = CommitMetrics::new();
         let measured = metrics.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_batches(&conn, queue, &scheduler, &measured))
+            .spawn(move || write_batches(&conn, queue, &scheduler, &restarts, &measured))
             .map_err(|source| BrokerError::Io {
                 context: "cannot start the store's writer thread".into(),
                 source,
@@ -188,11 +192,13 @@ fn stopped() -> BrokerError {
 }
 
 /// The writer thread: takes every queued call (up to [`MAX_BATCH`]), runs
-/// them in one transaction, commits, then finishes them in order.
+/// them in one transaction, commits, then finishes them in order; once they
+/// are answered, lets the WAL start over if the checkpoint thread asked.
 fn write_batches(
     conn: &Connection,
     mut queue: mpsc::Receiver<Job>,
     scheduler: &Mutex<Scheduler>,
+    restarts: &WalRestart,
     metrics: &CommitMetrics,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -224,6 +230,9 @@ fn write_batches(
                     call.finish(Err(BrokerError::Commit(Arc::clone(&error))));
                 }
             }
+        }
+        if restarts.take() {
+            restart_wal(conn);
         }
     }
 }
@@ -352,8 +361,12 @@ mod tests {
         let conn = Connection::open(dir.path().join("store.db")).expect("test setup");
         conn.execute_batch("PRAGMA journal_mode = wal; CREATE TABLE t (k TEXT PRIMARY KEY)")
             .expect("test setup");
-        let commits = GroupCommit::start(conn, Arc::new(Mutex::new(Scheduler::default())))
-            .expect("test setup");
+        let commits = GroupCommit::start(
+            conn,
+            Arc::new(Mutex::new(Scheduler::default())),
+            WalRestart::default(),
+        )
+        .expect("test setup");
         (dir, commits)
     }
 

@@ -118,8 +118,12 @@ impl Broker {
         let scheduler = Scheduler::default();
         let work_ready = scheduler.work_ready();
         let scheduler = Arc::new(Mutex::new(scheduler));
-        let commits = GroupCommit::start(store.writer_connection()?, Arc::clone(&scheduler))?;
         let checkpoints = store.start_checkpoints()?;
+        let commits = GroupCommit::start(
+            store.writer_connection()?,
+            Arc::clone(&scheduler),
+            checkpoints.restart_requests(),
+        )?;
         let runtime = Runtime::new(RuntimeConfig {
             max_concurrent_tasks: std::num::NonZeroUsize::MIN,
             ..RuntimeConfig::default()

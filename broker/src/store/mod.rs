@@ -51,7 +51,7 @@ pub struct Store {
 }
 
 /// How long a connection waits for another's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Buckets of [`Store::write_wait`]: 0.1 ms to about 1.6 s.
 fn write_wait_histogram() -> Histogram {
@@ -110,12 +110,12 @@ impl Store {
 
     /// The group-commit writer's connection to this store (see [`writer`]).
     pub fn writer_connection(&self) -> BrokerResult<rusqlite::Connection> {
-        writer::open(&self.path, BUSY_TIMEOUT)
+        writer::open(&self.path)
     }
 
     /// Starts checkpointing the WAL on a thread of its own, until dropped.
     pub fn start_checkpoints(&self) -> BrokerResult<writer::checkpoint::Checkpointer> {
-        writer::checkpoint::Checkpointer::start(&self.path, BUSY_TIMEOUT)
+        writer::checkpoint::Checkpointer::start(&self.path)
     }
 
     /// How long writing transactions waited to begin, in seconds.

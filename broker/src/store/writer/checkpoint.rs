@@ -8,47 +8,88 @@
 //! keeps appending: it copies the frames committed when it began, and by
 //! its end there are newer ones. Under sustained load the WAL would grow
 //! without bound (6.4 GiB in a 10^6-task run with r=2). So once the WAL
-//! holds more than [`RESTART_FRAMES`], the thread makes a `RESTART`
-//! checkpoint: it holds the writer back while it copies the few frames the
-//! passive ones left, and the next transaction writes the WAL from its
-//! start again. The writer's connection caps the file at that size when it
-//! starts over (`journal_size_limit`). The writer still checkpoints itself,
-//! as a last resort, past [`super::WRITER_AUTOCHECKPOINT_PAGES`].
+//! holds more than [`RESTART_FRAMES`], the thread asks the writer
+//! ([`WalRestart`]) to copy the few frames its last passive checkpoint left,
+//! on the writer's own connection between two batches ([`restart_wal`]):
+//! with no other writer appending meanwhile, that checkpoint copies every
+//! frame, and the next batch writes the WAL from its start again. The
+//! writer's connection caps the file at that size when it starts over
+//! (`journal_size_limit`).
+//!
+//! Why not a `RESTART` checkpoint on this thread, as before: it must take
+//! the write lock the writer holds nearly all the time, so each waited for
+//! the other in SQLite's busy handler, whose sleeps grow to 100 ms, and
+//! a `RESTART` then held the writer back for its whole copy and sync. Calls
+//! waiting behind one took 30–250 ms instead of 3 (docs/performance.md,
+//! "Dispatch latency below saturation"). The writer still checkpoints
+//! itself, as a last resort, past [`super::WRITER_AUTOCHECKPOINT_PAGES`].
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use crate::error::{BrokerError, BrokerResult};
 
-/// How often the WAL is checkpointed.
-const INTERVAL: Duration = Duration::from_millis(250);
+/// How often the WAL is checkpointed. Short, so that the frames a restart
+/// copies on the writer's thread are few (a restart then takes 2–6 ms
+/// there), and each sync of the database file is small: a large one holds
+/// up the writer's sync of the WAL on the same disk.
+const INTERVAL: Duration = Duration::from_millis(25);
 
 /// WAL frames (pages) past which the WAL is made to start over: 64 MiB.
 pub const RESTART_FRAMES: i64 = 16_384;
+
+/// The checkpoint thread's request that the writer let the WAL start over.
+#[derive(Clone, Debug, Default)]
+pub struct WalRestart(Arc<AtomicBool>);
+
+impl WalRestart {
+    /// Asks the writer to run [`restart_wal`] after its next batch.
+    fn request(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a restart was asked for since the last call; clears it.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// On the writer's connection, between batches: copies the frames the
+/// checkpoint thread has not copied yet, so that the next transaction
+/// writes the WAL from its start. Passive, so it never waits: if the thread
+/// is checkpointing right now, or a reader still uses old frames, the WAL
+/// goes on growing a little and the thread asks again.
+pub fn restart_wal(conn: &rusqlite::Connection) {
+    if let Err(error) = checkpoint(conn, "PASSIVE") {
+        tracing::debug!(%error, "WAL restart checkpoint skipped");
+    }
+}
 
 /// Runs checkpoints until dropped.
 #[derive(Debug)]
 pub struct Checkpointer {
     /// Dropping it tells the thread to stop.
     _stop: mpsc::Sender<()>,
+    /// Where the thread asks the writer to let the WAL start over.
+    restart: WalRestart,
 }
 
 impl Checkpointer {
     /// Starts checkpointing the store at `path`.
-    pub fn start(path: &Path, busy_timeout: Duration) -> BrokerResult<Checkpointer> {
-        let conn = super::open(path, busy_timeout)?;
+    pub fn start(path: &Path) -> BrokerResult<Checkpointer> {
+        let conn = super::open(path)?;
         let (stop, stopped) = mpsc::channel::<()>();
+        let restart = WalRestart::default();
+        let requests = restart.clone();
         std::thread::Builder::new()
             .name("store-checkpoint".into())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
                     match checkpoint(&conn, "PASSIVE") {
-                        Ok(frames) if frames > RESTART_FRAMES => {
-                            if let Err(error) = checkpoint(&conn, "RESTART") {
-                                tracing::warn!(%error, frames, "WAL restart failed; retrying");
-                            }
-                        }
+                        Ok(frames) if frames > RESTART_FRAMES => requests.request(),
                         Ok(_) => {}
                         Err(error) => tracing::warn!(%error, "WAL checkpoint failed; retrying"),
                     }
@@ -58,7 +99,15 @@ impl Checkpointer {
                 context: "cannot start the store's checkpoint thread".into(),
                 source,
             })?;
-        Ok(Checkpointer { _stop: stop })
+        Ok(Checkpointer {
+            _stop: stop,
+            restart,
+        })
+    }
+
+    /// The requests this thread makes to the writer.
+    pub fn restart_requests(&self) -> WalRestart {
+        self.restart.clone()
     }
 }
 
