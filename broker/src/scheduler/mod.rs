@@ -6,7 +6,8 @@
 //! # Layout
 //! - this file: [`Scheduler`], per-workload queues and offers, replica
 //!   groups and adaptive replication modes.
-//! - `fair_queue`: round robin over issuers, then over their workloads.
+//! - `fair_queue`: round robin over issuers, then each issuer's workloads
+//!   in the order submitted.
 //! - `verdict`: judging a task from its leases.
 
 mod fair_queue;
@@ -384,6 +385,7 @@ impl Scheduler {
         let mut offers = Vec::new();
         let mut fruitless = 0;
         let mut fair_turn_end = None;
+        self.order.start_turn();
         while offers.len() < capacity + extra && fruitless < self.order.len() {
             if offers.len() == capacity && fair_turn_end.is_none() {
                 // Alternatives may take the place of any offer: they fit
@@ -391,15 +393,18 @@ impl Scheduler {
                 fair_turn_end = Some(self.order.clone());
                 free_memory = all_free_memory;
                 fruitless = 0;
+                self.order.start_turn();
             }
             let Some(workload_id) = self.order.next() else {
                 break;
             };
             let Some(queue) = self.workloads.get_mut(&workload_id) else {
+                self.order.pass();
                 fruitless += 1;
                 continue;
             };
             if queue.row.limits.memory_bytes > free_memory || (suspect && queue.row.quorum <= 1) {
+                self.order.pass();
                 fruitless += 1;
                 continue;
             }
@@ -419,6 +424,7 @@ impl Scheduler {
             let enough_alike =
                 || offers.iter().filter(|made| terms.same_as(made)).count() >= capacity;
             if too_slow || (fair_turn_end.is_some() && enough_alike()) {
+                self.order.pass();
                 fruitless += 1;
                 continue;
             }
@@ -441,7 +447,10 @@ impl Scheduler {
                         estimated_wall_ms,
                     });
                 }
-                None => fruitless += 1,
+                None => {
+                    self.order.pass();
+                    fruitless += 1;
+                }
             }
         }
         if let Some(order) = fair_turn_end {
@@ -699,6 +708,30 @@ mod tests {
             .into_iter()
             .map(|offer| (offer.workload.id.clone(), offer.index))
             .collect()
+    }
+
+    #[test]
+    fn an_issuers_workloads_are_served_in_the_order_submitted() {
+        let mut scheduler = Scheduler::default();
+        for (id, tasks) in [("w-first", 3), ("w-second", 10)] {
+            let (row, pending) = workload(id, 1e-6, tasks);
+            let row = WorkloadRow {
+                issuer: "alice".to_owned(),
+                ..(*row).clone()
+            };
+            scheduler.add_workload(Arc::new(row), pending);
+        }
+        let first = ask(&mut scheduler, "agent-1");
+        assert_eq!(
+            first,
+            [("w-first".to_owned(), 0), ("w-first".to_owned(), 1)]
+        );
+        // The first workload's last ready task, then the next workload's.
+        let second = ask(&mut scheduler, "agent-2");
+        assert_eq!(
+            second,
+            [("w-first".to_owned(), 2), ("w-second".to_owned(), 0)]
+        );
     }
 
     #[test]
