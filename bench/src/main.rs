@@ -138,6 +138,21 @@ struct DispatchArgs {
     /// service time instead of its queue.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     task_time: Duration,
+    /// Mean time per cycle of the agents in the phase below saturation
+    /// [default: 400ms: 1000 agents with 4 slots then offer 10 000 tasks/s,
+    /// half the rated 20 000]; 0 skips the phase. The dispatch latency
+    /// target is measured there: at saturation every agent always has a
+    /// call in flight, and a call waits for the calls before it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    paced_task_time: Option<Duration>,
+    /// Tasks queued in the phase below saturation [default: 1000000; 10000
+    /// with --quick].
+    #[arg(long)]
+    paced_queue: Option<u64>,
+    /// Tasks measured in the phase below saturation, after a fifth of it
+    /// as warm-up [default: 60000; 4000 with --quick].
+    #[arg(long)]
+    paced_window: Option<u64>,
     /// Stop with an error when no report arrives for this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
     stall_timeout: Duration,
@@ -309,6 +324,18 @@ fn dispatch(args: &DispatchArgs) -> Result<()> {
             "release build of the working tree at".to_owned(),
         ),
     };
+    let paced_task_time = args
+        .paced_task_time
+        .unwrap_or(Duration::from_millis(if quick { 100 } else { 400 }));
+    let paced = (!paced_task_time.is_zero()).then(|| dispatch::PacedPlan {
+        queued: args
+            .paced_queue
+            .unwrap_or(if quick { 10_000 } else { 1_000_000 }),
+        task_time: paced_task_time,
+        window: args
+            .paced_window
+            .unwrap_or(if quick { 4_000 } else { 60_000 }),
+    });
     let plan = dispatch::DispatchPlan {
         quick,
         agents: dispatch::AgentPlan {
@@ -327,6 +354,7 @@ fn dispatch(args: &DispatchArgs) -> Result<()> {
             .unwrap_or(if quick { 1 } else { 5 })
             .max(1),
         queue_sizes,
+        paced,
         stall_timeout: args.stall_timeout,
         work_dir,
         keep: args.keep,

@@ -11,6 +11,10 @@
 //!   tasks with the agents idle, then the agents start, and tasks per second
 //!   is measured over a window of the drain (the same number of tasks for
 //!   every Q, after a warm-up), so the figures at 10⁴, 10⁵, 10⁶ compare.
+//! - **below saturation** (once, r = 1): a queue-length phase with 10⁶
+//!   queued whose agents take a while over each cycle's tasks, so that they
+//!   offer less load than the broker can take: the dispatch latency of a
+//!   broker that serves its agents, not of one they queue up at.
 //!
 //! # Layout
 //! - `end_to_end`, `queue_length`: the two kinds of phase.
@@ -75,6 +79,8 @@ pub struct DispatchPlan {
     pub queue_window: u64,
     /// Runs of each queue-length phase; the median one is reported.
     pub queue_repeats: u32,
+    /// The phase below saturation, if any.
+    pub paced: Option<PacedPlan>,
     /// A phase fails when no report arrives for this long.
     pub stall_timeout: Duration,
     /// Where the brokers' data dirs and logs go (kept with `keep`).
@@ -84,6 +90,39 @@ pub struct DispatchPlan {
     /// How the broker binary was chosen, for the report.
     pub broker_origin: String,
 }
+/// The phase below saturation: a queue-length phase whose agents spend
+/// `task_time` on each cycle's tasks.
+#[derive(Clone, Copy, Debug)]
+pub struct PacedPlan {
+    /// Tasks queued before the agents start.
+    pub queued: u64,
+    /// The agents' mean time per cycle (see [`AgentPlan::task_time`]).
+    pub task_time: Duration,
+    /// Tasks measured, after a fifth of it as warm-up.
+    pub window: u64,
+}
+
+impl PacedPlan {
+    /// Tasks per second the agents offer: every agent's slots once per
+    /// mean cycle.
+    pub fn offered(&self, agents: &AgentPlan) -> f64 {
+        agents.agents as f64 * f64::from(agents.slots) / self.task_time.as_secs_f64()
+    }
+
+    /// `plan` with this phase's agents and window.
+    fn apply(&self, plan: &DispatchPlan) -> DispatchPlan {
+        DispatchPlan {
+            agents: AgentPlan {
+                task_time: self.task_time,
+                ..plan.agents
+            },
+            queue_warmup: self.window / 5,
+            queue_window: self.window,
+            ..plan.clone()
+        }
+    }
+}
+
 /// Everything the bench needs that is the same in every phase.
 #[derive(Debug)]
 pub(crate) struct Fixture {
@@ -150,6 +189,21 @@ async fn run_phases(plan: &DispatchPlan, fixture: &Fixture) -> Result<DispatchRe
         }
         queue.push(QueuePoint::median(runs)?);
     }
+    let paced = match &plan.paced {
+        Some(paced) => {
+            eprintln!(
+                "below saturation: {} queued, agents taking {} per cycle ({:.0} tasks/s offered), {} tasks measured…",
+                paced.queued,
+                crate::stats::human(paced.task_time),
+                paced.offered(&plan.agents),
+                paced.window
+            );
+            let point = queue_phase(&paced.apply(plan), fixture, paced.queued).await?;
+            eprintln!("  {:.0} tasks/s", point.tasks_per_second());
+            Some(point)
+        }
+        None => None,
+    };
     let mut end_to_end = Vec::new();
     for &replicas in &plan.replicas {
         if let Some(rate) = best_rate(&queue, &end_to_end) {
@@ -175,6 +229,7 @@ async fn run_phases(plan: &DispatchPlan, fixture: &Fixture) -> Result<DispatchRe
         machine: Machine::describe(),
         plan: plan.clone(),
         queue,
+        paced,
         end_to_end,
         took: started.elapsed(),
         source: String::new(),

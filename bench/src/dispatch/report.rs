@@ -25,6 +25,8 @@ pub struct DispatchReport {
     pub machine: Machine,
     pub plan: DispatchPlan,
     pub queue: Vec<QueuePoint>,
+    /// The phase below saturation (`plan.paced`), if it ran.
+    pub paced: Option<QueuePoint>,
     pub end_to_end: Vec<EndToEnd>,
     pub took: Duration,
     /// The commit the broker was built from (and uncommitted changes).
@@ -36,6 +38,7 @@ impl DispatchReport {
         let mut out = String::new();
         self.render_header(&mut out);
         self.render_queue(&mut out);
+        self.render_paced(&mut out);
         self.render_end_to_end(&mut out);
         self.render_targets(&mut out);
         out
@@ -161,6 +164,97 @@ impl DispatchReport {
             }
             render_errors(out, &format!("queue {}", point.queued), &point.errors);
         }
+        if let Some(point) = self.queue.iter().max_by_key(|point| point.queued) {
+            self.render_saturated(
+                out,
+                &format!("{} queued", point.queued),
+                point.tasks_per_second(),
+                &point.latencies,
+            );
+        }
+    }
+
+    /// The dispatch latency of a saturated phase, beside the queueing it
+    /// cannot be less than: each agent always has one cycle going, so by
+    /// Little's law a cycle takes agents / (cycles per second) on average.
+    fn render_saturated(
+        &self,
+        out: &mut String,
+        phase: &str,
+        tasks_per_second: f64,
+        latencies: &[LatencySummary],
+    ) {
+        let agents = &self.plan.agents;
+        let Some(dispatch) = find(latencies, Rpc::Dispatch).filter(|_| agents.task_time.is_zero())
+        else {
+            return;
+        };
+        let cycles_per_second = tasks_per_second / f64::from(agents.slots);
+        let _ = writeln!(
+            out,
+            "  saturated, {phase}: dispatch p50 {}, p99 {}; every agent always has a cycle going, so a cycle waits \
+             for the others: {} agents / {cycles_per_second:.0} cycles/s = {} per cycle on average (Little's law). \
+             The latency target is measured below saturation",
+            human(dispatch.p50),
+            human(dispatch.p99),
+            agents.agents,
+            human(Duration::from_secs_f64(
+                agents.agents as f64 / cycles_per_second.max(f64::MIN_POSITIVE)
+            )),
+        );
+    }
+
+    fn render_paced(&self, out: &mut String) {
+        let (Some(point), Some(paced)) = (&self.paced, &self.plan.paced) else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "\n2. Below saturation: r=1, {} tasks queued; each agent takes {} (±50 %) over its cycle's tasks, \
+             so {} agents offer {:.0} tasks/s; latencies over {} tasks after the first {}",
+            point.queued,
+            human(paced.task_time),
+            self.plan.agents.agents,
+            paced.offered(&self.plan.agents),
+            paced.window,
+            paced.window / 5,
+        );
+        let _ = writeln!(
+            out,
+            "{:>9} | {:>8} {:>8} | {:>9} {:>9} {:>9} | {:>6} {:>7} {:>6}",
+            "queued",
+            "offered",
+            "tasks/s",
+            "disp p50",
+            "disp p99",
+            "disp max",
+            "broker",
+            "loadgen",
+            "others"
+        );
+        let dispatch = find(&point.latencies, Rpc::Dispatch);
+        let _ = writeln!(
+            out,
+            "{:>9} | {:>8.0} {:>8.0} | {:>9} {:>9} {:>9} | {:>6} {:>7} {:>6}",
+            point.queued,
+            paced.offered(&self.plan.agents),
+            point.tasks_per_second(),
+            dispatch.map_or("-".into(), |d| human(d.p50)),
+            dispatch.map_or("-".into(), |d| human(d.p99)),
+            dispatch.map_or("-".into(), |d| human(d.max)),
+            cores(point.cpu.cores(point.cpu.broker)),
+            cores(point.cpu.cores(point.cpu.bench)),
+            share(point.cpu.foreign_share),
+        );
+        if let Some(io) = point.io {
+            let _ = writeln!(
+                out,
+                "  broker I/O in the window {}",
+                io_per_task(io, point.window_tasks)
+            );
+        }
+        render_errors(out, "below saturation", &point.errors);
+        render_latencies(out, &point.latencies);
     }
 
     fn render_end_to_end(&self, out: &mut String) {
@@ -169,7 +263,7 @@ impl DispatchReport {
         }
         let _ = writeln!(
             out,
-            "\n2. End to end: submits while {} agents work; tasks/s = tasks done / (first submit → last workload finished)",
+            "\n3. End to end: submits while {} agents work; tasks/s = tasks done / (first submit → last workload finished)",
             self.plan.agents.agents
         );
         let _ = writeln!(
@@ -244,6 +338,12 @@ impl DispatchReport {
                 );
             }
             render_errors(out, &format!("r={}", run.replicas), &run.errors);
+            self.render_saturated(
+                out,
+                &format!("end to end r={}", run.replicas),
+                run.progress.counted as f64 / run.elapsed.as_secs_f64(),
+                &run.latencies,
+            );
         }
         for run in &self.end_to_end {
             let _ = writeln!(
@@ -285,35 +385,36 @@ impl DispatchReport {
                 ratio: rate / MIN_DISPATCH_TASKS_PER_SECOND,
                 met: Some(rate >= MIN_DISPATCH_TASKS_PER_SECOND),
             });
-            if let Some(dispatch) = find(&run.latencies, Rpc::Dispatch) {
-                targets.push(dispatch_target(
-                    format!("dispatch p99, end to end r=1 ({} tasks)", run.done),
-                    dispatch,
-                ));
-            }
         }
-        if let Some(largest) = self.queue.iter().max_by_key(|point| point.queued) {
-            if let Some(memory) = largest.memory_queued {
-                let held = if largest.queued == QUEUED_TASKS_FOR_RSS {
-                    String::new()
-                } else {
-                    format!(" (target is for {QUEUED_TASKS_FOR_RSS})")
-                };
-                targets.push(Target {
-                    what: format!("broker peak RSS, {} tasks queued{held}", largest.queued),
-                    measured: mib(memory.peak_rss),
-                    target: format!("≤ {}", mib(MAX_QUEUED_RSS_BYTES)),
-                    ratio: memory.peak_rss as f64 / MAX_QUEUED_RSS_BYTES as f64,
-                    met: (largest.queued >= QUEUED_TASKS_FOR_RSS)
-                        .then_some(memory.peak_rss <= MAX_QUEUED_RSS_BYTES),
-                });
-            }
-            if let Some(dispatch) = find(&largest.latencies, Rpc::Dispatch) {
-                targets.push(dispatch_target(
-                    format!("dispatch p99, {} tasks queued", largest.queued),
+        if let Some(largest) = self.queue.iter().max_by_key(|point| point.queued)
+            && let Some(memory) = largest.memory_queued
+        {
+            let held = queue_named_by_target(largest.queued);
+            targets.push(Target {
+                what: format!("broker peak RSS, {} tasks queued{held}", largest.queued),
+                measured: mib(memory.peak_rss),
+                target: format!("≤ {}", mib(MAX_QUEUED_RSS_BYTES)),
+                ratio: memory.peak_rss as f64 / MAX_QUEUED_RSS_BYTES as f64,
+                met: (largest.queued >= QUEUED_TASKS_FOR_RSS)
+                    .then_some(memory.peak_rss <= MAX_QUEUED_RSS_BYTES),
+            });
+        }
+        if let Some(point) = &self.paced
+            && let Some(dispatch) = find(&point.latencies, Rpc::Dispatch)
+        {
+            let held = queue_named_by_target(point.queued);
+            targets.push(Target {
+                met: (point.queued >= QUEUED_TASKS_FOR_RSS)
+                    .then_some(dispatch.p99.as_secs_f64() * 1e3 <= MAX_DISPATCH_P99_MILLIS),
+                ..dispatch_target(
+                    format!(
+                        "dispatch p99, {} queued, {:.0} tasks/s{held}",
+                        point.queued,
+                        point.tasks_per_second()
+                    ),
                     dispatch,
-                ));
-            }
+                )
+            });
         }
         if let Some(spread) = self.queue_spread() {
             let sizes: Vec<String> = self.queue.iter().map(|p| p.queued.to_string()).collect();
@@ -329,7 +430,7 @@ impl DispatchReport {
     }
 
     fn render_targets(&self, out: &mut String) {
-        targets::render_table(out, 3, &self.targets());
+        targets::render_table(out, 4, &self.targets());
     }
 
     pub fn to_json(&self) -> Value {
@@ -348,6 +449,12 @@ impl DispatchReport {
                 "queue_warmup": p.queue_warmup,
                 "queue_window": p.queue_window,
                 "queue_repeats": p.queue_repeats,
+                "paced": p.paced.map(|paced| json!({
+                    "queued": paced.queued,
+                    "task_time_ms": paced.task_time.as_millis() as u64,
+                    "window": paced.window,
+                    "offered_tasks_per_second": paced.offered(&p.agents),
+                })),
                 "broker": p.broker_origin,
             },
             "took_s": self.took.as_secs_f64(),
@@ -369,6 +476,16 @@ impl DispatchReport {
                 "agent_errors": point.progress.errors,
                 "errors": point.errors,
             })).collect::<Vec<_>>(),
+            "paced": self.paced.as_ref().map(|point| json!({
+                "queued": point.queued,
+                "window_tasks": point.window_tasks,
+                "window_s": point.window.as_secs_f64(),
+                "tasks_per_second": point.tasks_per_second(),
+                "latencies": point.latencies.iter().map(|s| s.to_json()).collect::<Vec<_>>(),
+                "cpu": point.cpu.to_json(),
+                "io": point.io.map(io_json),
+                "errors": point.errors,
+            })),
             "end_to_end": self.end_to_end.iter().map(|run| json!({
                 "replicas": run.replicas,
                 "tasks": run.tasks(),
@@ -395,6 +512,16 @@ impl DispatchReport {
             })).collect::<Vec<_>>(),
             "targets": self.targets().iter().map(Target::to_json).collect::<Vec<_>>(),
         })
+    }
+}
+
+/// Nothing when `queued` is the queue the targets are about, else a note
+/// saying which that is.
+fn queue_named_by_target(queued: u64) -> String {
+    if queued == QUEUED_TASKS_FOR_RSS {
+        String::new()
+    } else {
+        format!(" (target is for {QUEUED_TASKS_FOR_RSS})")
     }
 }
 
