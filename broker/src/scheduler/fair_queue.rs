@@ -96,13 +96,24 @@ impl FairQueue {
     /// Passes over the workload [`FairQueue::next`] returned last, for the
     /// rest of this turn: it had nothing for the agent.
     pub fn pass(&mut self) {
-        if let Some(queue) = self
-            .last
-            .take()
-            .and_then(|issuer| self.workloads.get_mut(&issuer))
-        {
+        if let Some(queue) = self.last_issuer() {
             queue.passed += 1;
         }
+    }
+
+    /// Passes over every workload of the issuer [`FairQueue::next`] served
+    /// last, for the rest of this turn: its workload in service has given
+    /// the agent all it may, and the ones after it wait their turn.
+    pub fn pass_issuer(&mut self) {
+        if let Some(queue) = self.last_issuer() {
+            queue.passed = queue.workloads.len();
+        }
+    }
+
+    fn last_issuer(&mut self) -> Option<&mut IssuerQueue> {
+        self.last
+            .take()
+            .and_then(|issuer| self.workloads.get_mut(&issuer))
     }
 }
 
@@ -147,6 +158,20 @@ mod tests {
         queue.start_turn();
         let served: Vec<String> = (0..2).filter_map(|_| queue.next()).collect();
         assert_eq!(served, ["b1", "a1"]);
+    }
+
+    #[test]
+    fn passing_over_an_issuer_leaves_the_others() {
+        let mut queue = FairQueue::default();
+        for w in ["a1", "a2"] {
+            queue.add("alice", w);
+        }
+        queue.add("bob", "b1");
+        queue.start_turn();
+        assert_eq!(queue.next().as_deref(), Some("a1"));
+        queue.pass_issuer();
+        let served: Vec<String> = (0..2).filter_map(|_| queue.next()).collect();
+        assert_eq!(served, ["b1", "b1"]);
     }
 
     #[test]

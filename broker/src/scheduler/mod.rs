@@ -366,7 +366,9 @@ impl Scheduler {
     /// made on terms (module, rates, limits and estimates) that `capacity`
     /// offers already have: the agent could not take more of them, so it
     /// would give no choice, only more offers to send, decline and put back
-    /// (with one workload, or several alike, there are none).
+    /// (with one workload, or several alike, there are none). Nor does an
+    /// alternative come from an issuer's later workload while the one it
+    /// serves now has given enough: an issuer's workloads keep their order.
     pub fn offer(&mut self, request: &WorkRequest<'_>) -> Vec<Offered> {
         let WorkRequest {
             agent,
@@ -423,8 +425,15 @@ impl Scheduler {
             };
             let enough_alike =
                 || offers.iter().filter(|made| terms.same_as(made)).count() >= capacity;
-            if too_slow || (fair_turn_end.is_some() && enough_alike()) {
+            if too_slow {
                 self.order.pass();
+                fruitless += 1;
+                continue;
+            }
+            if fair_turn_end.is_some() && enough_alike() {
+                // Alternatives keep each issuer's order: the workload it
+                // serves now has given enough, and its later ones wait.
+                self.order.pass_issuer();
                 fruitless += 1;
                 continue;
             }
@@ -731,6 +740,25 @@ mod tests {
         assert_eq!(
             second,
             [("w-first".to_owned(), 2), ("w-second".to_owned(), 0)]
+        );
+    }
+
+    #[test]
+    fn alternatives_do_not_come_from_an_issuers_later_workload() {
+        let mut scheduler = Scheduler::default();
+        // Other terms (another rate), but the same issuer, submitted later.
+        for (id, credits_per_fuel) in [("w-first", 1e-6), ("w-later", 2e-6)] {
+            let (row, pending) = workload(id, credits_per_fuel, 10);
+            let row = WorkloadRow {
+                issuer: "alice".to_owned(),
+                ..(*row).clone()
+            };
+            scheduler.add_workload(Arc::new(row), pending);
+        }
+        let offered = ask(&mut scheduler, "agent-1");
+        assert_eq!(
+            offered,
+            [("w-first".to_owned(), 0), ("w-first".to_owned(), 1)]
         );
     }
 
