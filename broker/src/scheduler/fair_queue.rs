@@ -121,13 +121,20 @@ impl FairQueue {
 mod tests {
     use super::*;
 
+    /// A queue of alice's workloads, then bob's, each in the order given.
+    fn queue_of(alice: &[&str], bob: &[&str]) -> FairQueue {
+        let mut queue = FairQueue::default();
+        for (issuer, workloads) in [("alice", alice), ("bob", bob)] {
+            for workload in workloads {
+                queue.add(issuer, workload);
+            }
+        }
+        queue
+    }
+
     #[test]
     fn issuers_alternate_whatever_their_workload_count() {
-        let mut queue = FairQueue::default();
-        for w in ["a1", "a2", "a3"] {
-            queue.add("alice", w);
-        }
-        queue.add("bob", "b1");
+        let mut queue = queue_of(&["a1", "a2", "a3"], &["b1"]);
         let served: Vec<String> = (0..4).filter_map(|_| queue.next()).collect();
         assert_eq!(served, ["a1", "b1", "a1", "b1"]);
         queue.remove("bob", "b1");
@@ -137,11 +144,7 @@ mod tests {
 
     #[test]
     fn an_issuers_workloads_are_served_in_order_until_passed_over() {
-        let mut queue = FairQueue::default();
-        for w in ["a1", "a2", "a3"] {
-            queue.add("alice", w);
-        }
-        queue.add("bob", "b1");
+        let mut queue = queue_of(&["a1", "a2", "a3"], &["b1"]);
         queue.start_turn();
         assert_eq!(queue.next().as_deref(), Some("a1"));
         queue.pass();
@@ -162,11 +165,7 @@ mod tests {
 
     #[test]
     fn passing_over_an_issuer_leaves_the_others() {
-        let mut queue = FairQueue::default();
-        for w in ["a1", "a2"] {
-            queue.add("alice", w);
-        }
-        queue.add("bob", "b1");
+        let mut queue = queue_of(&["a1", "a2"], &["b1"]);
         queue.start_turn();
         assert_eq!(queue.next().as_deref(), Some("a1"));
         queue.pass_issuer();
@@ -176,10 +175,7 @@ mod tests {
 
     #[test]
     fn removing_the_workloads_passed_over_keeps_the_rest_in_line() {
-        let mut queue = FairQueue::default();
-        for w in ["a1", "a2", "a3"] {
-            queue.add("alice", w);
-        }
+        let mut queue = queue_of(&["a1", "a2", "a3"], &[]);
         queue.start_turn();
         assert_eq!(queue.next().as_deref(), Some("a1"));
         queue.pass();

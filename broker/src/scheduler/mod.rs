@@ -719,17 +719,24 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn an_issuers_workloads_are_served_in_the_order_submitted() {
+    /// A scheduler with workloads of one issuer, submitted in this order:
+    /// `(id, credits per fuel, tasks)`.
+    fn one_issuers_scheduler(workloads: &[(&str, f64, u32)]) -> Scheduler {
         let mut scheduler = Scheduler::default();
-        for (id, tasks) in [("w-first", 3), ("w-second", 10)] {
-            let (row, pending) = workload(id, 1e-6, tasks);
+        for &(id, credits_per_fuel, tasks) in workloads {
+            let (row, pending) = workload(id, credits_per_fuel, tasks);
             let row = WorkloadRow {
                 issuer: "alice".to_owned(),
                 ..(*row).clone()
             };
             scheduler.add_workload(Arc::new(row), pending);
         }
+        scheduler
+    }
+
+    #[test]
+    fn an_issuers_workloads_are_served_in_the_order_submitted() {
+        let mut scheduler = one_issuers_scheduler(&[("w-first", 1e-6, 3), ("w-second", 1e-6, 10)]);
         let first = ask(&mut scheduler, "agent-1");
         assert_eq!(
             first,
@@ -745,16 +752,8 @@ mod tests {
 
     #[test]
     fn alternatives_do_not_come_from_an_issuers_later_workload() {
-        let mut scheduler = Scheduler::default();
         // Other terms (another rate), but the same issuer, submitted later.
-        for (id, credits_per_fuel) in [("w-first", 1e-6), ("w-later", 2e-6)] {
-            let (row, pending) = workload(id, credits_per_fuel, 10);
-            let row = WorkloadRow {
-                issuer: "alice".to_owned(),
-                ..(*row).clone()
-            };
-            scheduler.add_workload(Arc::new(row), pending);
-        }
+        let mut scheduler = one_issuers_scheduler(&[("w-first", 1e-6, 10), ("w-later", 2e-6, 10)]);
         let offered = ask(&mut scheduler, "agent-1");
         assert_eq!(
             offered,
