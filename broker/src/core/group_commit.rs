@@ -569,4 +569,58 @@ mod tests {
         );
         assert!(keys(&dir).is_empty(), "nothing of the batch was stored");
     }
+
+    /// Salt-1 of the WAL's header: it changes each time the WAL starts over.
+    fn wal_salt(db: &std::path::Path) -> u32 {
+        let header = std::fs::read(db.with_extension("db-wal")).expect("the WAL file");
+        u32::from_be_bytes(header[16..20].try_into().expect("a WAL header"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_while_the_writer_never_stops() {
+        use crate::store::writer::checkpoint::{Checkpointer, RESTART_FRAMES};
+        let dir = tempfile::tempdir().expect("test setup");
+        let db = dir.path().join("store.db");
+        Connection::open(&db)
+            .expect("test setup")
+            .execute_batch(
+                "PRAGMA journal_mode = wal; CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)",
+            )
+            .expect("test setup");
+        let checkpoints = Checkpointer::start(&db).expect("test setup");
+        let commits = GroupCommit::start(
+            crate::store::writer::open(&db).expect("test setup"),
+            Arc::new(Mutex::new(Scheduler::default())),
+            checkpoints.restart_requests(),
+        )
+        .expect("test setup");
+        let mut first_salt = None;
+        // Calls back to back, each a page's worth of rows, until the WAL
+        // has been written twice past the size where it must start over:
+        // passive checkpoints alone never catch up with a writer that
+        // keeps appending.
+        const ROWS_PER_CALL: i64 = 32;
+        let calls = 2 * RESTART_FRAMES / ROWS_PER_CALL;
+        for call in 0..calls {
+            commits
+                .run(move |conn| {
+                    for row in call * ROWS_PER_CALL..(call + 1) * ROWS_PER_CALL {
+                        conn.execute("INSERT INTO t (k, v) VALUES (?, zeroblob(4000))", [row])?;
+                    }
+                    Ok(unchanged(()))
+                })
+                .await
+                .expect("a call");
+            first_salt.get_or_insert_with(|| wal_salt(&db));
+        }
+        assert_ne!(Some(wal_salt(&db)), first_salt, "the WAL started over");
+        let frames: i64 = Connection::open(&db)
+            .expect("a reader")
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+            .expect("the WAL's frames");
+        assert!(
+            frames < 2 * RESTART_FRAMES,
+            "{frames} frames: the WAL keeps a bounded size"
+        );
+    }
 }
