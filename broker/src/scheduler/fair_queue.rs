@@ -19,7 +19,6 @@ use std::collections::{HashMap, VecDeque};
 pub struct FairQueue {
     issuers: VecDeque<String>,
     workloads: HashMap<String, IssuerQueue>,
-    total: usize,
     /// The issuer of the workload [`FairQueue::next`] returned last.
     last: Option<String>,
 }
@@ -40,7 +39,6 @@ impl FairQueue {
             self.issuers.push_back(issuer.to_owned());
         }
         queue.workloads.push_back(workload_id.to_owned());
-        self.total += 1;
     }
 
     pub fn remove(&mut self, issuer: &str, workload_id: &str) {
@@ -51,7 +49,6 @@ impl FairQueue {
             return;
         };
         queue.workloads.remove(position);
-        self.total -= 1;
         if position < queue.passed {
             queue.passed -= 1;
         }
@@ -62,8 +59,12 @@ impl FairQueue {
     }
 
     /// Number of workloads.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.total
+        self.workloads
+            .values()
+            .map(|queue| queue.workloads.len())
+            .sum()
     }
 
     /// Starts an agent's turn: no workload is passed over.

@@ -385,16 +385,16 @@ impl Scheduler {
         let group = self.group(agent);
         let all_free_memory = free_memory;
         let mut offers = Vec::new();
-        let mut fruitless = 0;
         let mut fair_turn_end = None;
         self.order.start_turn();
-        while offers.len() < capacity + extra && fruitless < self.order.len() {
+        // Every step makes an offer or passes a workload over, and `next`
+        // ends once every workload was passed over: the loop ends.
+        while offers.len() < capacity + extra {
             if offers.len() == capacity && fair_turn_end.is_none() {
                 // Alternatives may take the place of any offer: they fit
                 // in the agent's whole free memory.
                 fair_turn_end = Some(self.order.clone());
                 free_memory = all_free_memory;
-                fruitless = 0;
                 self.order.start_turn();
             }
             let Some(workload_id) = self.order.next() else {
@@ -402,12 +402,10 @@ impl Scheduler {
             };
             let Some(queue) = self.workloads.get_mut(&workload_id) else {
                 self.order.pass();
-                fruitless += 1;
                 continue;
             };
             if queue.row.limits.memory_bytes > free_memory || (suspect && queue.row.quorum <= 1) {
                 self.order.pass();
-                fruitless += 1;
                 continue;
             }
             let (estimated_fuel, estimated_memory) = queue.estimates();
@@ -427,14 +425,12 @@ impl Scheduler {
                 || offers.iter().filter(|made| terms.same_as(made)).count() >= capacity;
             if too_slow {
                 self.order.pass();
-                fruitless += 1;
                 continue;
             }
             if fair_turn_end.is_some() && enough_alike() {
                 // Alternatives keep each issuer's order: the workload it
                 // serves now has given enough, and its later ones wait.
                 self.order.pass_issuer();
-                fruitless += 1;
                 continue;
             }
             match take_ready(queue, &group) {
@@ -443,7 +439,6 @@ impl Scheduler {
                         // Another agent may take the next replica now.
                         self.work_ready.notify_one();
                     }
-                    fruitless = 0;
                     free_memory -= queue.row.limits.memory_bytes;
                     self.offers
                         .insert(agent, (workload_id.clone(), index), expires_ms);
@@ -456,10 +451,7 @@ impl Scheduler {
                         estimated_wall_ms,
                     });
                 }
-                None => {
-                    self.order.pass();
-                    fruitless += 1;
-                }
+                None => self.order.pass(),
             }
         }
         if let Some(order) = fair_turn_end {
