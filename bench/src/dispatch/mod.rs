@@ -90,6 +90,7 @@ pub struct DispatchPlan {
     /// How the broker binary was chosen, for the report.
     pub broker_origin: String,
 }
+
 /// The phase below saturation: a queue-length phase whose agents spend
 /// `task_time` on each cycle's tasks.
 #[derive(Clone, Copy, Debug)]
@@ -109,6 +110,11 @@ impl PacedPlan {
         agents.agents as f64 * f64::from(agents.slots) / self.task_time.as_secs_f64()
     }
 
+    /// Tasks done before the window opens: a fifth of it.
+    pub fn warmup(&self) -> u64 {
+        self.window / 5
+    }
+
     /// `plan` with this phase's agents and window.
     fn apply(&self, plan: &DispatchPlan) -> DispatchPlan {
         DispatchPlan {
@@ -116,7 +122,7 @@ impl PacedPlan {
                 task_time: self.task_time,
                 ..plan.agents
             },
-            queue_warmup: self.window / 5,
+            queue_warmup: self.warmup(),
             queue_window: self.window,
             ..plan.clone()
         }
