@@ -141,9 +141,8 @@ impl CommitMetrics {
 
 impl GroupCommit {
     /// Starts the writer thread on `conn`, applying scheduler changes to
-    /// `scheduler`.
-    /// Lets the WAL start over between batches when the checkpoint thread
-    /// asks (`restarts`).
+    /// `scheduler`; between batches it lets the WAL start over when the
+    /// checkpoint thread asks (`restarts`).
     pub(crate) fn start(
         conn: Connection,
         scheduler: Arc<Mutex<Scheduler>>,

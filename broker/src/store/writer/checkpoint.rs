@@ -21,8 +21,8 @@
 //! the other in SQLite's busy handler, whose sleeps grow to 100 ms, and
 //! a `RESTART` then held the writer back for its whole copy and sync. Calls
 //! waiting behind one took 30–250 ms instead of 3 (docs/performance.md,
-//! "Dispatch latency below saturation"). The writer still checkpoints
-//! itself, as a last resort, past [`super::WRITER_AUTOCHECKPOINT_PAGES`].
+//! "The fifth session"). The writer still checkpoints itself, as a last
+//! resort, past [`super::WRITER_AUTOCHECKPOINT_PAGES`].
 
 use std::path::Path;
 use std::sync::Arc;
