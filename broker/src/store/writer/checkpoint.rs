@@ -33,7 +33,7 @@ use std::time::Duration;
 use crate::error::{BrokerError, BrokerResult};
 
 /// How often the WAL is checkpointed. Short, so that the frames a restart
-/// copies on the writer's thread are few (a restart then takes 2–6 ms
+/// copies on the writer's thread are few (a restart then takes 0.4–8 ms
 /// there), and each sync of the database file is small: a large one holds
 /// up the writer's sync of the WAL on the same disk.
 const INTERVAL: Duration = Duration::from_millis(25);
