@@ -18,6 +18,7 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, OperatorCost, PoolingAllocationConfig,
 };
 
+use crate::command_shape::ProvidedImports;
 use crate::limiter::MAX_TABLE_ELEMENTS;
 use crate::outcome::METERING_VERSION;
 use crate::wasi::{self, TaskState};
@@ -37,6 +38,9 @@ pub(crate) struct EngineClass {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<TaskState>,
     pub(crate) stack_bytes: usize,
+    /// What `linker` defines, with types: a module's imports are checked
+    /// against it without compiling the module.
+    pub(crate) imports: ProvidedImports,
     /// Identifies the engine's code generation settings: a compiled artifact
     /// is only reused by an engine with the same fingerprint.
     pub(crate) fingerprint: String,
@@ -74,6 +78,7 @@ impl Engines {
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let class = Arc::new(EngineClass {
+            imports: ProvidedImports::of(&engine, &linker),
             fingerprint: fingerprint(&engine),
             engine: engine.clone(),
             linker,

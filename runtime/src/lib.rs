@@ -29,7 +29,8 @@
 //! - `engine`: wasmtime engines per stack class and the epoch ticker (for
 //!   unmetered runs only).
 //! - `module_cache`: compile once, in memory; `artifact_dir`: on disk.
-//! - `command_shape`: what makes a module a runnable task.
+//! - `module_check`: whether a module can run, short of compiling it;
+//!   `command_shape`: what makes a valid module a runnable task.
 //! - `declared_sizes`: initial memory and table sizes, read before compiling.
 //! - `compile_cost`: a static bound on what compiling a module may cost.
 //! - `executor`: the task threads, with stacks big enough for wasm.
@@ -49,6 +50,7 @@ mod executor;
 mod limiter;
 mod limits;
 mod module_cache;
+mod module_check;
 mod module_hash;
 mod outcome;
 mod runtime;

@@ -9,11 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use wasmtime::{InstancePre, Module};
 
 use crate::artifact_dir::ArtifactDir;
-use crate::command_shape;
-use crate::compile_cost;
-use crate::declared_sizes;
 use crate::engine::EngineClass;
-use crate::limiter::MAX_TABLE_ELEMENTS;
+use crate::module_check;
 use crate::module_hash::{ModuleHash, TaskModule};
 use crate::wasi::TaskState;
 
@@ -78,20 +75,8 @@ impl ModuleCache {
     }
 
     fn prepare(&self, class: &EngineClass, module: &TaskModule) -> Preparation {
-        // Before compiling: whether the pooling allocator would refuse such
-        // a table depends on the machine; this refusal does not.
-        let declared = declared_sizes::read(module.bytes());
-        if declared.min_table_elements > MAX_TABLE_ELEMENTS as u64
-            && declared_sizes::is_valid(&class.engine, module.bytes())
-        {
-            return Err(format!(
-                "module declares a table of {} elements; tables are capped at {MAX_TABLE_ELEMENTS}",
-                declared.min_table_elements
-            ));
-        }
-        compile_cost::check(module.bytes())?;
+        module_check::check(class, module.bytes())?;
         let compiled = self.compile(class, module)?;
-        command_shape::check(module.bytes(), &compiled)?;
         let instance_pre = class
             .linker
             .instantiate_pre(&compiled)

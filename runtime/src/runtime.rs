@@ -11,6 +11,7 @@ use crate::engine::{EngineClass, Engines};
 use crate::executor::Executor;
 use crate::limits::{MAX_STACK_BYTES, MIN_STACK_BYTES};
 use crate::module_cache::ModuleCache;
+use crate::module_check;
 use crate::module_hash::TaskModule;
 use crate::outcome::{METERING_VERSION, Outcome, Status, Usage};
 use crate::{Limits, RuntimeConfig, RuntimeError, sandbox};
@@ -102,6 +103,30 @@ impl Runtime {
             let _ = done.send(result);
         })?;
         outcome.recv().map_err(|_| RuntimeError::TaskPanicked)?
+    }
+
+    /// Checks, without compiling it, that `module` can run under `limits`:
+    /// valid wasm for this runtime, within the compile-cost bound and the
+    /// table cap, a WASI command importing only what the sandbox provides.
+    /// Milliseconds where [`Runtime::prepare`] takes a compile. What it
+    /// cannot see is a module Cranelift itself refuses (an implementation
+    /// limit); `prepare` and every run still report that as `InvalidModule`.
+    pub async fn check(&self, module: &TaskModule, limits: &Limits) -> Result<(), RuntimeError> {
+        let (done, checked) = oneshot::channel();
+        let inner = Arc::clone(&self.inner);
+        let module = module.clone();
+        let limits = limits.clone();
+        self.inner.executor.submit(move || {
+            let result = inner
+                .engines
+                .class(limits.stack_class())
+                .map(|class| module_check::check(&class, module.bytes()));
+            let _ = done.send(result);
+        })?;
+        match checked.await.map_err(|_| RuntimeError::TaskPanicked)?? {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(RuntimeError::InvalidModule(reason)),
+        }
     }
 
     /// Compiles `module` for `limits`' stack class ahead of its first task,

@@ -92,3 +92,39 @@ async fn prepare_compiles_ahead_and_reports_invalid_modules() {
         .expect_err("invalid");
     assert!(error.to_string().starts_with("invalid module"), "{error}");
 }
+
+/// `check` (the broker's check at submit) refuses what a run refuses, with
+/// the same reason, and compiles nothing: neither in memory nor on disk.
+#[tokio::test]
+async fn check_refuses_what_runs_refuse_without_compiling() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = runtime_with_cache(dir.path());
+    let limits = crate::tight_limits();
+    for name in ["primes", "sum-u64", "memory-bomb", "deep-recursion"] {
+        let module = sample(name);
+        runtime.check(&module, &limits).await.expect(name);
+        assert!(!runtime.is_prepared(&module, &limits), "{name} compiled");
+    }
+    assert!(
+        cached_files(dir.path()).is_empty(),
+        "nothing written to disk"
+    );
+    for file in [
+        "garbage.wasm",
+        "not-a-command.wat",
+        "unknown-import.wat",
+        "start-section-loop.wat",
+    ] {
+        let module = crate::hostile_file(file);
+        let Err(wasmgrid_runtime::RuntimeError::InvalidModule(checked)) =
+            runtime.check(&module, &limits).await
+        else {
+            panic!("{file} passed the check");
+        };
+        let outcome = runtime
+            .run(&module, Vec::new(), &limits, 1)
+            .await
+            .expect("the host runs it");
+        assert_eq!(outcome.status, Status::InvalidModule(checked), "{file}");
+    }
+}
