@@ -8,7 +8,8 @@ use wasmgrid_proto::AgentVersion;
 /// The broker's settings.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
-    /// Where the store (`broker.sqlite`) lives.
+    /// Where the store (`broker.sqlite`) and the compiled reducers
+    /// (`compiled/`) live.
     pub data_dir: PathBuf,
     /// How long a lease lasts without a report or an extension. Agents extend
     /// every third of it, so a live agent misses three heartbeats before its

@@ -90,6 +90,7 @@ struct Args {
     listen: SocketAddr,
     /// Directory of the store (SQLite, WAL). Everything acknowledged is here
     /// and survives a crash; restart on the same directory to carry on.
+    /// Compiled reducers are kept in its `compiled/` folder.
     #[arg(long, env = "WASMGRID_DATA_DIR", default_value = "wasmgrid-data")]
     data_dir: PathBuf,
     /// How long a lease lasts without a report or heartbeat before its task

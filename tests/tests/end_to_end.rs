@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tonic::Code;
 use wasmgrid_proto::v1;
+use wasmgrid_runtime::TaskModule;
 use wasmgrid_tests::ledger_check::{
     CREDITS_PER_FUEL, assert_ledger_consistent, expected_pay, fund,
 };
@@ -56,10 +57,8 @@ async fn three_agents_count_the_primes_below_ten_to_the_eight() {
     let url = broker.url();
     let agents = AgentProcess::start_many(&url, dir.path(), 3);
     let mut client = issuer(&url).await;
-    let workload_id = Submission::primes(100_000_000, 30)
-        .submit(&mut client)
-        .await
-        .expect("submit");
+    let submission = Submission::primes(100_000_000, 30);
+    let workload_id = submission.submit(&mut client).await.expect("submit");
     let status = wait_until_final(&mut client, &workload_id, Duration::from_secs(120)).await;
     assert_eq!(
         status.state,
@@ -98,6 +97,25 @@ async fn three_agents_count_the_primes_below_ten_to_the_eight() {
         .map(|t| t.usage.as_ref().map_or(0, |u| u.fuel_consumed))
         .sum();
     assert_eq!(listed.iter().map(|a| a.fuel_consumed).sum::<u64>(), fuel);
+
+    // The broker compiled the reducer, which it ran, and kept it for the
+    // next workload; it checked the task module without compiling it.
+    let reducer = TaskModule::new(submission.reducer.clone().expect("a reducer"));
+    let compiled: Vec<String> = std::fs::read_dir(broker.data_dir.join("compiled"))
+        .expect("the broker's compiled modules")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+    assert!(
+        compiled[0].starts_with(&reducer.hash().to_hex()) && compiled[0].ends_with(".cwasm"),
+        "{compiled:?}"
+    );
     drop(agents);
 }
 

@@ -126,6 +126,9 @@ impl Broker {
         )?;
         let runtime = Runtime::new(RuntimeConfig {
             max_concurrent_tasks: std::num::NonZeroUsize::MIN,
+            // Reducers the broker compiled, kept across workloads and
+            // restarts: one reducer (`sum-u64`) serves many workloads.
+            cache_dir: Some(config.data_dir.join(COMPILED_DIR)),
             ..RuntimeConfig::default()
         })?;
         let broker = Arc::new(Broker {
@@ -206,6 +209,10 @@ impl Broker {
 
 /// Name of the lock file in the data dir.
 const LOCK_FILE: &str = "broker.lock";
+
+/// The data dir's folder of compiled reducers (the runtime's module cache
+/// on disk, 0700).
+const COMPILED_DIR: &str = "compiled";
 
 /// Takes the data dir's exclusive lock, or says which broker holds it.
 fn lock_data_dir(data_dir: &std::path::Path) -> BrokerResult<std::fs::File> {
