@@ -28,13 +28,15 @@ use crate::outcome::{METERING_VERSION, Outcome, Status, Usage};
 use crate::wasi::{OutputCapExceeded, ProcExit, TaskState};
 use crate::{Limits, RuntimeConfig};
 
-/// Fuel a metered task runs between two yields to the [`Pacer`]: 0.2–1 ms
-/// of computation at the 2–12 Gfuel/s tasks run at here, so a time limit
-/// or a throttle acts within about a millisecond, and the yields (a fiber
-/// switch each) cost well under 0.1 %. The slowest fuel a task can burn is
-/// touching a fresh page per few operators (a page fault each, a few M
-/// fuel/s), which stretches one slice to under a second; a task's memory
-/// cap bounds how long it can keep that up.
+/// Fuel a metered task runs between two yields to the [`Pacer`]: 0.1–1 ms
+/// of computation at the 2–22 Gfuel/s the sample tasks run at here, so a
+/// time limit or a throttle acts within about a millisecond, and the yields
+/// (a fiber switch each, ~10 000 a second for `primes`) cost nothing
+/// measurable: 20 M and 200 M fuel per slice ran `primes` no faster
+/// (docs/performance.md, the efficiency bench's sixth session). The
+/// slowest fuel a task can burn is touching a fresh page per few operators
+/// (a page fault each, a few M fuel/s), which stretches one slice to under
+/// a second; a task's memory cap bounds how long it can keep that up.
 pub(crate) const FUEL_PER_SLICE: u64 = 2_000_000;
 
 /// One task's run. `metering` is the runtime's fuel setting.
