@@ -112,7 +112,34 @@ impl Runtime {
     /// cannot see is a module Cranelift itself refuses (an implementation
     /// limit); `prepare` and every run still report that as `InvalidModule`.
     pub async fn check(&self, module: &TaskModule, limits: &Limits) -> Result<(), RuntimeError> {
-        let (done, checked) = oneshot::channel();
+        self.on_task_thread(module, limits, |_, class, module, _| {
+            module_check::check(class, module.bytes())
+        })
+        .await
+    }
+
+    /// Compiles `module` for `limits`' stack class ahead of its first task,
+    /// e.g. when an agent fetches it. Returns why it cannot run, if it cannot.
+    pub async fn prepare(&self, module: &TaskModule, limits: &Limits) -> Result<(), RuntimeError> {
+        self.on_task_thread(module, limits, |inner, class, module, limits| {
+            if initial_memory_above_cap(class, module, limits) {
+                // Runnable: its runs end in `MemoryLimit`, as `run` says.
+                return Ok(());
+            }
+            inner.modules.get(class, module).map(|_| ())
+        })
+        .await
+    }
+
+    /// Runs `job` on a task thread with the engine of `limits`' stack class;
+    /// its `Err` is why the module cannot run.
+    async fn on_task_thread(
+        &self,
+        module: &TaskModule,
+        limits: &Limits,
+        job: fn(&Inner, &EngineClass, &TaskModule, &Limits) -> Result<(), String>,
+    ) -> Result<(), RuntimeError> {
+        let (done, finished) = oneshot::channel();
         let inner = Arc::clone(&self.inner);
         let module = module.clone();
         let limits = limits.clone();
@@ -120,34 +147,10 @@ impl Runtime {
             let result = inner
                 .engines
                 .class(limits.stack_class())
-                .map(|class| module_check::check(&class, module.bytes()));
+                .map(|class| job(&inner, &class, &module, &limits));
             let _ = done.send(result);
         })?;
-        match checked.await.map_err(|_| RuntimeError::TaskPanicked)?? {
-            Ok(()) => Ok(()),
-            Err(reason) => Err(RuntimeError::InvalidModule(reason)),
-        }
-    }
-
-    /// Compiles `module` for `limits`' stack class ahead of its first task,
-    /// e.g. when an agent fetches it. Returns why it cannot run, if it cannot.
-    pub async fn prepare(&self, module: &TaskModule, limits: &Limits) -> Result<(), RuntimeError> {
-        let (done, prepared) = oneshot::channel();
-        let inner = Arc::clone(&self.inner);
-        let module = module.clone();
-        let stack = limits.stack_class();
-        let limits = limits.clone();
-        self.inner.executor.submit(move || {
-            let result = inner.engines.class(stack).map(|class| {
-                if initial_memory_above_cap(&class, &module, &limits) {
-                    // Runnable: its runs end in `MemoryLimit`, as `run` says.
-                    return Ok(());
-                }
-                inner.modules.get(&class, &module).map(|_| ())
-            });
-            let _ = done.send(result);
-        })?;
-        match prepared.await.map_err(|_| RuntimeError::TaskPanicked)?? {
+        match finished.await.map_err(|_| RuntimeError::TaskPanicked)?? {
             Ok(()) => Ok(()),
             Err(reason) => Err(RuntimeError::InvalidModule(reason)),
         }

@@ -245,9 +245,7 @@ impl Broker {
             Err(other) => Err(other.into()),
         }
     }
-}
 
-impl Broker {
     /// Compiles a workload's reducer in the background, so that its end
     /// result does not wait for the compile once the last task is in. A
     /// failure here is the reducer's run's to report (`aggregate`).
@@ -258,7 +256,8 @@ impl Broker {
                 tracing::warn!(
                     reducer = %reducer.hash().to_hex(),
                     %error,
-                    "reducer does not compile; its workload will fail when reduced"
+                    "compiling the reducer ahead failed; its run at the workload's end \
+                     compiles it again or reports why it cannot run"
                 );
             }
         });
