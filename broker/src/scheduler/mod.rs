@@ -684,14 +684,24 @@ mod tests {
         (Arc::new(row), pending)
     }
 
-    /// A scheduler with a workload of 10 tasks per `(id, credits per fuel)`.
-    fn scheduler_with(workloads: &[(&str, f64)]) -> Scheduler {
+    /// A scheduler with these workloads, added in this order.
+    fn scheduler_of(
+        workloads: impl IntoIterator<Item = (Arc<WorkloadRow>, Vec<PendingTask>)>,
+    ) -> Scheduler {
         let mut scheduler = Scheduler::default();
-        for (id, credits_per_fuel) in workloads {
-            let (row, pending) = workload(id, *credits_per_fuel, 10);
+        for (row, pending) in workloads {
             scheduler.add_workload(row, pending);
         }
         scheduler
+    }
+
+    /// A scheduler with a workload of 10 tasks per `(id, credits per fuel)`.
+    fn scheduler_with(workloads: &[(&str, f64)]) -> Scheduler {
+        scheduler_of(
+            workloads
+                .iter()
+                .map(|&(id, credits_per_fuel)| workload(id, credits_per_fuel, 10)),
+        )
     }
 
     fn ask(scheduler: &mut Scheduler, agent: &str) -> Vec<(String, u32)> {
@@ -714,32 +724,32 @@ mod tests {
     /// A scheduler with workloads of one issuer, submitted in this order:
     /// `(id, credits per fuel, tasks)`.
     fn one_issuers_scheduler(workloads: &[(&str, f64, u32)]) -> Scheduler {
-        let mut scheduler = Scheduler::default();
-        for &(id, credits_per_fuel, tasks) in workloads {
+        scheduler_of(workloads.iter().map(|&(id, credits_per_fuel, tasks)| {
             let (row, pending) = workload(id, credits_per_fuel, tasks);
             let row = WorkloadRow {
                 issuer: "alice".to_owned(),
                 ..(*row).clone()
             };
-            scheduler.add_workload(Arc::new(row), pending);
-        }
-        scheduler
+            (Arc::new(row), pending)
+        }))
+    }
+
+    /// Offers as [`ask`] lists them.
+    fn offers(expected: &[(&str, u32)]) -> Vec<(String, u32)> {
+        expected
+            .iter()
+            .map(|&(id, index)| (id.to_owned(), index))
+            .collect()
     }
 
     #[test]
     fn an_issuers_workloads_are_served_in_the_order_submitted() {
         let mut scheduler = one_issuers_scheduler(&[("w-first", 1e-6, 3), ("w-second", 1e-6, 10)]);
         let first = ask(&mut scheduler, "agent-1");
-        assert_eq!(
-            first,
-            [("w-first".to_owned(), 0), ("w-first".to_owned(), 1)]
-        );
+        assert_eq!(first, offers(&[("w-first", 0), ("w-first", 1)]));
         // The first workload's last ready task, then the next workload's.
         let second = ask(&mut scheduler, "agent-2");
-        assert_eq!(
-            second,
-            [("w-first".to_owned(), 2), ("w-second".to_owned(), 0)]
-        );
+        assert_eq!(second, offers(&[("w-first", 2), ("w-second", 0)]));
     }
 
     #[test]
@@ -747,10 +757,7 @@ mod tests {
         // Other terms (another rate), but the same issuer, submitted later.
         let mut scheduler = one_issuers_scheduler(&[("w-first", 1e-6, 10), ("w-later", 2e-6, 10)]);
         let offered = ask(&mut scheduler, "agent-1");
-        assert_eq!(
-            offered,
-            [("w-first".to_owned(), 0), ("w-first".to_owned(), 1)]
-        );
+        assert_eq!(offered, offers(&[("w-first", 0), ("w-first", 1)]));
     }
 
     #[test]
