@@ -128,7 +128,9 @@ impl Broker {
         tx.commit().await?;
         let stored = checking.elapsed() - checked;
         let id = row.id.clone();
-        let row_limits = row.limits.clone();
+        if let Some(reducer) = reducer {
+            self.compile_reducer_ahead(reducer, row.limits.clone());
+        }
         let pending = (0..task_count)
             .map(|index| PendingTask {
                 index,
@@ -140,9 +142,6 @@ impl Broker {
             .await
             .add_workload(Arc::new(row), pending);
         self.changed();
-        if let Some(reducer) = reducer {
-            self.compile_reducer_ahead(reducer, row_limits);
-        }
         tracing::info!(
             workload = %id,
             tasks = task_count,
