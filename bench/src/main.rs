@@ -139,8 +139,9 @@ struct DispatchArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     task_time: Duration,
     /// Mean time per cycle of the agents in the phase below saturation
-    /// [default: 400ms: 1000 agents with 4 slots then offer 10 000 tasks/s,
-    /// half the rated 20 000]; 0 skips the phase. The dispatch latency
+    /// [default: 400ms, so that 1000 agents with 4 slots offer 10 000
+    /// tasks/s, half the rated 20 000; 100ms with --quick]; 0 skips the
+    /// phase. The dispatch latency
     /// target is measured there: at saturation every agent always has a
     /// call in flight, and a call waits for the calls before it.
     #[arg(long, value_parser = humantime::parse_duration)]

@@ -26,17 +26,20 @@ pub fn verdict(value: f64, limit: f64) -> &'static str {
 /// ~5 s asks for 2·10⁴ tasks/s, and one broker should be enough for it.
 pub const MIN_DISPATCH_TASKS_PER_SECOND: f64 = 20_000.0;
 
-/// The queue [`MAX_QUEUED_RSS_BYTES`] is about: one large issuer's backlog.
-pub const QUEUED_TASKS_FOR_RSS: u64 = 1_000_000;
+/// The queue the memory and dispatch latency targets are about
+/// ([`MAX_QUEUED_RSS_BYTES`], [`MAX_DISPATCH_P99_MILLIS`]): one large
+/// issuer's backlog.
+pub const TARGET_QUEUED_TASKS: u64 = 1_000_000;
 
-/// Most resident memory of a broker holding [`QUEUED_TASKS_FOR_RSS`]
+/// Most resident memory of a broker holding [`TARGET_QUEUED_TASKS`]
 /// queued tasks: the queue must fit a modest VM, so per-task state must stay
 /// around 1 KiB (inputs belong on disk).
 pub const MAX_QUEUED_RSS_BYTES: u64 = 1 << 30;
 
 /// Largest p99 of a dispatch (asking for work to holding leases), in
-/// milliseconds, at that load: an agent with a free slot should be busy
-/// again within a scheduler tick, not wait behind the queue.
+/// milliseconds, with [`TARGET_QUEUED_TASKS`] queued and the agents asking
+/// for less than the broker can serve: an agent with a free slot should be
+/// busy again within a scheduler tick, not wait behind the queue.
 pub const MAX_DISPATCH_P99_MILLIS: f64 = 10.0;
 
 /// Largest spread of tasks per second between queues of 10⁴, 10⁵ and 10⁶

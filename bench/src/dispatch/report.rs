@@ -13,7 +13,7 @@ use crate::machine::Machine;
 use crate::stats::{human, minutes};
 use crate::targets::{
     self, MAX_DISPATCH_P99_MILLIS, MAX_QUEUE_LENGTH_SPREAD, MAX_QUEUED_RSS_BYTES,
-    MIN_DISPATCH_TASKS_PER_SECOND, QUEUED_TASKS_FOR_RSS, Target,
+    MIN_DISPATCH_TASKS_PER_SECOND, TARGET_QUEUED_TASKS, Target,
 };
 
 /// The task count the figures are about, for the forecasts.
@@ -395,7 +395,7 @@ impl DispatchReport {
                 measured: mib(memory.peak_rss),
                 target: format!("≤ {}", mib(MAX_QUEUED_RSS_BYTES)),
                 ratio: memory.peak_rss as f64 / MAX_QUEUED_RSS_BYTES as f64,
-                met: (largest.queued >= QUEUED_TASKS_FOR_RSS)
+                met: (largest.queued >= TARGET_QUEUED_TASKS)
                     .then_some(memory.peak_rss <= MAX_QUEUED_RSS_BYTES),
             });
         }
@@ -413,7 +413,7 @@ impl DispatchReport {
                 measured: human(dispatch.p99),
                 target: format!("≤ {MAX_DISPATCH_P99_MILLIS} ms"),
                 ratio: millis / MAX_DISPATCH_P99_MILLIS,
-                met: (point.queued >= QUEUED_TASKS_FOR_RSS)
+                met: (point.queued >= TARGET_QUEUED_TASKS)
                     .then_some(millis <= MAX_DISPATCH_P99_MILLIS),
             });
         }
@@ -515,10 +515,10 @@ fn queue_point_json(point: &QueuePoint) -> Value {
 /// Nothing when `queued` is the queue the targets are about, else a note
 /// saying which that is.
 fn queue_named_by_target(queued: u64) -> String {
-    if queued == QUEUED_TASKS_FOR_RSS {
+    if queued == TARGET_QUEUED_TASKS {
         String::new()
     } else {
-        format!(" (target is for {QUEUED_TASKS_FOR_RSS})")
+        format!(" (target is for {TARGET_QUEUED_TASKS})")
     }
 }
 
