@@ -21,7 +21,14 @@ pub struct FairQueue {
     workloads: HashMap<String, IssuerQueue>,
     /// The issuer of the workload [`FairQueue::next`] returned last.
     last: Option<String>,
+    /// Issuers [`FairQueue::next`] has moved to the back so far: where the
+    /// round robin stands.
+    rotations: u64,
 }
+
+/// Where the round robin over issuers stood ([`FairQueue::mark`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Mark(u64);
 
 /// One issuer's running workloads.
 #[derive(Clone, Debug, Default)]
@@ -81,6 +88,7 @@ impl FairQueue {
         for _ in 0..self.issuers.len() {
             let issuer = self.issuers.pop_front()?;
             self.issuers.push_back(issuer.clone());
+            self.rotations += 1;
             let candidate = self
                 .workloads
                 .get(&issuer)
@@ -109,6 +117,28 @@ impl FairQueue {
         if let Some(queue) = self.last_issuer() {
             queue.passed = queue.workloads.len();
         }
+    }
+
+    /// Where the round robin stands now, to [`FairQueue::rewind`] to.
+    pub fn mark(&self) -> Mark {
+        Mark(self.rotations)
+    }
+
+    /// Puts the round robin back where it stood at `mark`, as if the
+    /// workloads [`FairQueue::next`] returned since had not been served
+    /// (an agent's alternatives do not advance the fair order). No issuer
+    /// may have been added or removed since.
+    pub fn rewind(&mut self, mark: Mark) {
+        let since = self.rotations - mark.0;
+        if let Some(len) = u64::try_from(self.issuers.len())
+            .ok()
+            .filter(|&len| len > 0)
+        {
+            // Below the length, so it fits usize.
+            self.issuers.rotate_right((since % len) as usize);
+        }
+        self.rotations = mark.0;
+        self.last = None;
     }
 
     fn last_issuer(&mut self) -> Option<&mut IssuerQueue> {
@@ -172,6 +202,18 @@ mod tests {
         queue.pass_issuer();
         let served: Vec<String> = (0..2).filter_map(|_| queue.next()).collect();
         assert_eq!(served, ["b1", "b1"]);
+    }
+
+    #[test]
+    fn rewinding_puts_the_round_robin_back() {
+        let mut queue = queue_of(&["a1"], &["b1"]);
+        queue.add("carol", "c1");
+        assert_eq!(queue.next().as_deref(), Some("a1"));
+        let mark = queue.mark();
+        let served: Vec<String> = (0..4).filter_map(|_| queue.next()).collect();
+        assert_eq!(served, ["b1", "c1", "a1", "b1"]);
+        queue.rewind(mark);
+        assert_eq!(queue.next().as_deref(), Some("b1"));
     }
 
     #[test]

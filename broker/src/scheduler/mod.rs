@@ -393,7 +393,7 @@ impl Scheduler {
             if offers.len() == capacity && fair_turn_end.is_none() {
                 // Alternatives may take the place of any offer: they fit
                 // in the agent's whole free memory.
-                fair_turn_end = Some(self.order.clone());
+                fair_turn_end = Some(self.order.mark());
                 free_memory = all_free_memory;
                 self.order.start_turn();
             }
@@ -454,8 +454,8 @@ impl Scheduler {
                 None => self.order.pass(),
             }
         }
-        if let Some(order) = fair_turn_end {
-            self.order = order;
+        if let Some(mark) = fair_turn_end {
+            self.order.rewind(mark);
         }
         offers
     }
@@ -765,6 +765,21 @@ mod tests {
         let mut scheduler = scheduler_with(&[("w-a", 1e-6), ("w-b", 1e-6)]);
         let offered = ask(&mut scheduler, "agent-1");
         assert_eq!(offered.len(), 2, "the fair turn only: {offered:?}");
+    }
+
+    #[test]
+    fn alternatives_do_not_advance_the_fair_order() {
+        // Three issuers on three sets of terms: the fair turn serves two,
+        // the alternatives the third and the first again.
+        let mut scheduler = scheduler_with(&[("w-a", 1e-6), ("w-b", 2e-6), ("w-c", 3e-6)]);
+        let first = ask(&mut scheduler, "agent-1");
+        assert_eq!(
+            first,
+            offers(&[("w-a", 0), ("w-b", 0), ("w-c", 0), ("w-a", 1)])
+        );
+        // The next fair turn goes on after the last one, with w-c.
+        let second = ask(&mut scheduler, "agent-2");
+        assert_eq!(second.first(), Some(&("w-c".to_owned(), 1)), "{second:?}");
     }
 
     #[test]
