@@ -26,12 +26,29 @@ pub struct StoreStats {
     pub agents_seen: u64,
 }
 
+/// The done tasks as a `key, n` row: every task less those that are not
+/// done, since only those are indexed (`tasks_unfinished`); one statement
+/// with its caller's, so one snapshot of both.
+macro_rules! done_tasks {
+    () => {
+        "SELECT 'done' AS key,
+             (SELECT COALESCE(SUM(task_count), 0) FROM workloads)
+                 - (SELECT COUNT(*) FROM tasks WHERE state <> 'done') AS n"
+    };
+}
+
 /// The counts, with agents "seen" when heard from at or after `seen_since_ms`.
 pub async fn read(conn: &mut SqliteConnection, seen_since_ms: i64) -> BrokerResult<StoreStats> {
     Ok(StoreStats {
         tasks_by_state: grouped(
             conn,
-            "SELECT state AS key, COUNT(*) AS n FROM tasks GROUP BY state",
+            concat!(
+                "SELECT state AS key, COUNT(*) AS n FROM tasks WHERE state <> 'done' GROUP BY state
+                 UNION ALL
+                 SELECT key, n FROM (",
+                done_tasks!(),
+                ") WHERE n > 0"
+            ),
         )
         .await?,
         workloads_by_state: grouped(
@@ -43,14 +60,16 @@ pub async fn read(conn: &mut SqliteConnection, seen_since_ms: i64) -> BrokerResu
             conn,
             // The common path's events are the rows it wrote
             // (`store::events`); the rest are in `task_events`.
-            "SELECT 'leased' AS key, COUNT(*) AS n FROM leases
-             UNION ALL
-             SELECT 'reported' AS key, COUNT(*) AS n FROM leases
-                 WHERE counted = 1 AND status_kind IS NOT NULL
-             UNION ALL
-             SELECT 'done' AS key, COUNT(*) AS n FROM tasks WHERE state = 'done'
-             UNION ALL
-             SELECT event AS key, COUNT(*) AS n FROM task_events GROUP BY event",
+            concat!(
+                "SELECT 'leased' AS key, COUNT(*) AS n FROM leases
+                 UNION ALL
+                 SELECT 'reported' AS key, COUNT(*) AS n FROM leases
+                     WHERE counted = 1 AND status_kind IS NOT NULL
+                 UNION ALL ",
+                done_tasks!(),
+                " UNION ALL
+                 SELECT event AS key, COUNT(*) AS n FROM task_events GROUP BY event"
+            ),
         )
         .await?,
         active_leases: count(

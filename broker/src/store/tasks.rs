@@ -47,7 +47,8 @@ pub async fn cancel_pending(
     now_ms: i64,
 ) -> BrokerResult<Vec<u32>> {
     let rows = sqlx::query(
-        "UPDATE tasks SET state = 'cancelled', finished_ms = ? WHERE workload_id = ? AND state = 'pending'
+        "UPDATE tasks INDEXED BY tasks_unfinished SET state = 'cancelled', finished_ms = ?
+         WHERE workload_id = ? AND state <> 'done' AND state = 'pending'
          RETURNING idx",
     )
     .bind(now_ms)
@@ -63,7 +64,8 @@ pub async fn cancel_pending(
 /// Indices of the pending tasks of a workload.
 pub async fn pending(conn: &mut SqliteConnection, workload_id: &str) -> BrokerResult<Vec<u32>> {
     let rows = sqlx::query(
-        "SELECT idx FROM tasks WHERE workload_id = ? AND state = 'pending' ORDER BY idx",
+        "SELECT idx FROM tasks INDEXED BY tasks_unfinished
+         WHERE workload_id = ? AND state <> 'done' AND state = 'pending' ORDER BY idx",
     )
     .bind(workload_id)
     .fetch_all(conn)
@@ -126,8 +128,8 @@ pub async fn failures(
     workload_id: &str,
 ) -> BrokerResult<Vec<(u32, String)>> {
     let rows = sqlx::query(
-        "SELECT idx, COALESCE(error, '') AS error FROM tasks WHERE workload_id = ? AND state = 'failed'
-         ORDER BY idx LIMIT 1000",
+        "SELECT idx, COALESCE(error, '') AS error FROM tasks INDEXED BY tasks_unfinished
+         WHERE workload_id = ? AND state <> 'done' AND state = 'failed' ORDER BY idx LIMIT 1000",
     )
     .bind(workload_id)
     .fetch_all(conn)
@@ -162,4 +164,86 @@ pub async fn states(
         .iter()
         .map(|row| (row.get::<i64, _>("idx") as u32, row.get("state")))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, stats, workloads};
+
+    /// Only the tasks that are not done are indexed (`tasks_unfinished`):
+    /// the queries that look tasks up by state must still find them, and the
+    /// counts must still give the done ones, derived from the workload's size.
+    #[tokio::test]
+    async fn tasks_by_state_are_found_and_counted_through_the_unfinished_index() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).await.expect("store");
+        let mut conn = store.conn().await.expect("connection");
+        sqlx::query(
+            "INSERT INTO modules (sha256, bytes, size, created_ms) VALUES ('m', x'00', 1, 0);
+             INSERT INTO workloads (id, issuer, name, module_sha256, memory_bytes, fuel,
+                 wall_time_ms, max_output_bytes, max_stack_bytes, replicas, max_attempts,
+                 credits_per_fuel, task_count, state, created_ms)
+             VALUES ('w', 'i', 'n', 'm', 1, 1, 1, 1, 1, 1, 1, 0, 7, 'running', 0),
+                    ('other', 'i', 'n', 'm', 1, 1, 1, 1, 1, 1, 1, 0, 2, 'running', 0);",
+        )
+        .execute(&mut *conn)
+        .await
+        .expect("a workload");
+        let inputs: Vec<Vec<u8>> = (0..7u8).map(|i| vec![i]).collect();
+        insert_all(&mut conn, "w", &inputs).await.expect("tasks");
+        insert_all(&mut conn, "other", &inputs[..2])
+            .await
+            .expect("tasks");
+        sqlx::query(
+            "UPDATE tasks SET state = 'done' WHERE workload_id = 'w' AND idx IN (0, 2, 3);
+             UPDATE tasks SET state = 'failed', error = 'it broke' WHERE workload_id = 'w' AND idx = 5;
+             UPDATE tasks SET state = 'done' WHERE workload_id = 'other';",
+        )
+        .execute(&mut *conn)
+        .await
+        .expect("some tasks finished");
+
+        assert_eq!(pending(&mut conn, "w").await.expect("pending"), [1, 4, 6]);
+        assert_eq!(
+            failures(&mut conn, "w").await.expect("failures"),
+            [(5, "it broke".to_owned())]
+        );
+        let counts = workloads::counts(&mut conn, "w").await.expect("counts");
+        assert_eq!(
+            counts,
+            workloads::TaskCounts {
+                pending: 3,
+                running: 0,
+                done: 3,
+                failed: 1,
+                cancelled: 0
+            }
+        );
+
+        assert_eq!(
+            cancel_pending(&mut conn, "w", 1).await.expect("cancelled"),
+            [1, 4, 6]
+        );
+        assert!(pending(&mut conn, "w").await.expect("pending").is_empty());
+        let counts = workloads::counts(&mut conn, "w").await.expect("counts");
+        assert_eq!((counts.done, counts.failed, counts.cancelled), (3, 1, 3));
+
+        let stats = stats::read(&mut conn, 0).await.expect("stats");
+        let mut by_state = stats.tasks_by_state.clone();
+        by_state.sort();
+        assert_eq!(
+            by_state,
+            [
+                ("cancelled".to_owned(), 3),
+                ("done".to_owned(), 5),
+                ("failed".to_owned(), 1)
+            ]
+        );
+        assert!(
+            stats.events_by_kind.contains(&("done".to_owned(), 5)),
+            "{:?}",
+            stats.events_by_kind
+        );
+    }
 }

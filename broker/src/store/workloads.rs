@@ -92,7 +92,7 @@ impl WorkloadRow {
 }
 
 /// How far a workload's tasks are.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskCounts {
     pub pending: u32,
     pub running: u32,
@@ -258,21 +258,30 @@ pub async fn result(conn: &mut SqliteConnection, id: &str) -> BrokerResult<Optio
 
 /// Task counts of a workload.
 pub async fn counts(conn: &mut SqliteConnection, id: &str) -> BrokerResult<TaskCounts> {
-    let rows =
-        sqlx::query("SELECT state, COUNT(*) AS n FROM tasks WHERE workload_id = ? GROUP BY state")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
+    // Only the tasks that are not done are indexed (`tasks_unfinished`):
+    // the done ones are the rest of the workload's, in the same statement
+    // so in the same snapshot.
+    let rows = sqlx::query(
+        "SELECT state, COUNT(*) AS n FROM tasks
+         WHERE workload_id = ?1 AND state <> 'done' GROUP BY state
+         UNION ALL
+         SELECT 'tasks' AS state, task_count AS n FROM workloads WHERE id = ?1",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
     let mut counts = TaskCounts::default();
+    let mut tasks = 0;
     for row in rows {
         let n = row.get::<i64, _>("n") as u32;
         match row.get::<&str, _>("state") {
+            "tasks" => tasks = n,
             "pending" => counts.pending = n,
-            "done" => counts.done = n,
             "failed" => counts.failed = n,
             _ => counts.cancelled += n,
         }
     }
+    counts.done = tasks.saturating_sub(counts.pending + counts.failed + counts.cancelled);
     // Through the index of active leases (a few per agent, grid-wide), not
     // the workload's: that one holds every lease the workload ever had,
     // and a status call at 10^6 tasks would read them all.
