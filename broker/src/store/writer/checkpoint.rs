@@ -38,8 +38,18 @@ use crate::error::{BrokerError, BrokerResult};
 /// up the writer's sync of the WAL on the same disk.
 const INTERVAL: Duration = Duration::from_millis(25);
 
-/// WAL frames (pages) past which the WAL is made to start over: 64 MiB.
-pub const RESTART_FRAMES: i64 = 16_384;
+/// WAL frames (pages) past which the WAL is made to start over: 128 MiB.
+///
+/// Each start over holds the writer up: 1–6 ms for its checkpoint (the
+/// frames written since the thread's last pass, and the syncs of both
+/// files), and as long again for the batch after it (the calls that
+/// waited, and the WAL header's sync). At 10 000 tasks/s that was every
+/// ~0.4 s with 64 MiB, and the calls behind those stalls made much of the
+/// dispatch p99; with 128 MiB the paced p99 went from a median of 10.8 to
+/// 9.6 ms over ten alternating runs (docs/performance.md, "The seventh
+/// session"). 256 MiB was worse in the fifth session: a page read looks
+/// through more of the WAL's index.
+pub const RESTART_FRAMES: i64 = 32_768;
 
 /// The checkpoint thread's request that the writer let the WAL start over.
 #[derive(Clone, Debug, Default)]

@@ -48,8 +48,9 @@ const CACHE_SIZE_KIB: i64 = 16_384;
 /// start over at a quarter of it.
 pub const WRITER_AUTOCHECKPOINT_PAGES: i64 = 4 * checkpoint::RESTART_FRAMES;
 
-/// The size the WAL file is cut back to when it starts over, in bytes.
-const WAL_SIZE_LIMIT: i64 = 64 << 20;
+/// The size the WAL file is cut back to when it starts over, in bytes: the
+/// size at which it is made to (`RESTART_FRAMES` pages of 4 KiB).
+const WAL_SIZE_LIMIT: i64 = checkpoint::RESTART_FRAMES * 4096;
 
 /// Statements kept prepared: every statement of this module fits.
 const STATEMENT_CACHE: usize = 64;
