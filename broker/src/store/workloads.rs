@@ -281,7 +281,11 @@ pub async fn counts(conn: &mut SqliteConnection, id: &str) -> BrokerResult<TaskC
             _ => counts.cancelled += n,
         }
     }
-    counts.done = tasks.saturating_sub(counts.pending + counts.failed + counts.cancelled);
+    let unfinished = counts
+        .pending
+        .saturating_add(counts.failed)
+        .saturating_add(counts.cancelled);
+    counts.done = tasks.saturating_sub(unfinished);
     // Through the index of active leases (a few per agent, grid-wide), not
     // the workload's: that one holds every lease the workload ever had,
     // and a status call at 10^6 tasks would read them all.
