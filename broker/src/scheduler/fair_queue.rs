@@ -8,10 +8,10 @@
 //! of them together at the end, and the store's writes of a batch stay in
 //! one region of the task tables instead of one per workload (10⁶ tasks
 //! queued as ten workloads served in turn wrote 2.5 KiB per task, as one
-//! workload 1.6–1.7; docs/performance.md, fourth and fifth sessions). A workload with nothing for the asking agent (no
-//! ready task, limits that do not fit it) is passed over for the rest of
-//! that agent's turn ([`FairQueue::pass`]), so the issuer's next workload
-//! serves it instead.
+//! workload 1.6–1.7; docs/performance.md, fourth and fifth sessions). A
+//! workload with nothing for the asking agent (no ready task, limits that
+//! do not fit it) is passed over for the rest of that agent's turn
+//! ([`FairQueue::pass`]), so the issuer's next workload serves it instead.
 
 use std::collections::{HashMap, VecDeque};
 

@@ -40,9 +40,9 @@ const INTERVAL: Duration = Duration::from_millis(25);
 
 /// WAL frames (pages) past which the WAL is made to start over: 128 MiB.
 ///
-/// Each start over holds the writer up: 1–6 ms for its checkpoint (the
+/// Each start over holds the writer up: 0.4–8 ms for its checkpoint (the
 /// frames written since the thread's last pass, and the syncs of both
-/// files), and as long again for the batch after it (the calls that
+/// files), and about as long again for the batch after it (the calls that
 /// waited, and the WAL header's sync). At 10 000 tasks/s that was every
 /// ~0.4 s with 64 MiB, and the calls behind those stalls made much of the
 /// dispatch p99; with 128 MiB the paced p99 went from a median of 10.8 to
