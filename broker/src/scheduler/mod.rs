@@ -646,35 +646,14 @@ fn take_ready(queue: &mut WorkloadQueue, agent: &str) -> Option<(u32, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::workloads::WorkloadState;
+    use crate::store::workloads::test_row;
 
     fn workload(
         id: &str,
         credits_per_fuel: f64,
         tasks: u32,
     ) -> (Arc<WorkloadRow>, Vec<PendingTask>) {
-        let row = WorkloadRow {
-            id: id.to_owned(),
-            issuer: format!("issuer of {id}"),
-            name: id.to_owned(),
-            module_sha256: "ab".repeat(32),
-            reducer_sha256: None,
-            limits: wasmgrid_runtime::Limits::default(),
-            replicas: 1,
-            quorum: 1,
-            adaptive: false,
-            max_attempts: 3,
-            credits_per_fuel,
-            credits_per_mib_second: 0.0,
-            fee_basis_points: 0,
-            escrow_micro: 0,
-            task_count: tasks,
-            state: WorkloadState::Running,
-            error: None,
-            reduced: false,
-            created_ms: 0,
-            finished_ms: None,
-        };
+        let row = test_row(id, credits_per_fuel, tasks);
         let pending = (0..tasks)
             .map(|index| PendingTask {
                 index,

@@ -169,7 +169,7 @@ pub async fn states(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, stats, workloads};
+    use crate::store::{Store, modules, stats, workloads};
 
     /// Only the tasks that are not done are indexed (`tasks_unfinished`):
     /// the queries that look tasks up by state must still find them, and the
@@ -179,17 +179,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).await.expect("store");
         let mut conn = store.conn().await.expect("connection");
-        sqlx::query(
-            "INSERT INTO modules (sha256, bytes, size, created_ms) VALUES ('m', x'00', 1, 0);
-             INSERT INTO workloads (id, issuer, name, module_sha256, memory_bytes, fuel,
-                 wall_time_ms, max_output_bytes, max_stack_bytes, replicas, max_attempts,
-                 credits_per_fuel, task_count, state, created_ms)
-             VALUES ('w', 'i', 'n', 'm', 1, 1, 1, 1, 1, 1, 1, 0, 7, 'running', 0),
-                    ('other', 'i', 'n', 'm', 1, 1, 1, 1, 1, 1, 1, 0, 2, 'running', 0);",
-        )
-        .execute(&mut *conn)
-        .await
-        .expect("a workload");
+        for (id, tasks) in [("w", 7), ("other", 2)] {
+            let row = workloads::test_row(id, 0.0, tasks);
+            modules::insert(&mut conn, &row.module_sha256, b"\0", 0)
+                .await
+                .expect("a module");
+            workloads::insert(&mut conn, &row)
+                .await
+                .expect("a workload");
+        }
         let inputs: Vec<Vec<u8>> = (0..7u8).map(|i| vec![i]).collect();
         insert_all(&mut conn, "w", &inputs).await.expect("tasks");
         insert_all(&mut conn, "other", &inputs[..2])

@@ -91,6 +91,34 @@ impl WorkloadRow {
     }
 }
 
+/// A running workload `id` of `tasks` tasks, for tests: one replica,
+/// default limits, module `ab…`, issuer `issuer of {id}`.
+#[cfg(test)]
+pub(crate) fn test_row(id: &str, credits_per_fuel: f64, tasks: u32) -> WorkloadRow {
+    WorkloadRow {
+        id: id.to_owned(),
+        issuer: format!("issuer of {id}"),
+        name: id.to_owned(),
+        module_sha256: "ab".repeat(32),
+        reducer_sha256: None,
+        limits: Limits::default(),
+        replicas: 1,
+        quorum: 1,
+        adaptive: false,
+        max_attempts: 3,
+        credits_per_fuel,
+        credits_per_mib_second: 0.0,
+        fee_basis_points: 0,
+        escrow_micro: 0,
+        task_count: tasks,
+        state: WorkloadState::Running,
+        error: None,
+        reduced: false,
+        created_ms: 0,
+        finished_ms: None,
+    }
+}
+
 /// How far a workload's tasks are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskCounts {
