@@ -7,15 +7,25 @@
 //! next multiple is carried from one segment to the next so no division
 //! happens in the hot loop.
 //!
-//! Base primes below the segment's length have multiples in every segment
-//! and are walked in each. Larger ones have at most one multiple per
-//! segment, most often none, and near 10¹⁰ they are two thirds of the base
-//! primes: they wait in [`Buckets`], one per segment, and each segment only
-//! sees the primes that cross off one of its flags (a bucket sieve).
+//! The base primes are handled by size:
 //!
-//! Memory is one segment plus the base primes: O(√end) — about 40 KiB for
+//! - 3, 5, 7, 11 and 13 are never crossed off: a segment starts as a copy of
+//!   a pattern where their multiples are crossed off already (a presieve).
+//! - The others below an eighth of a segment cross off in a loop per prime,
+//!   four flags per trip ([`cross_off`]).
+//! - Those up to a segment's length have at most 8, 4 or 2 multiples in
+//!   one: [`sieve_few`] stores that many per prime, without a loop.
+//! - Larger ones have at most one multiple per segment, most often none, and
+//!   near 10¹⁰ they are two thirds of the base primes: they wait in
+//!   [`Buckets`], one per segment, and each segment only sees the primes
+//!   that cross off one of its flags (a bucket sieve).
+//!
+//! Memory is one segment, the pattern and the base primes: O(√end) — about
+//! 90 KiB for
 //! `end` = 10⁹, but 2 GiB for `end` near `u64::MAX`, where the sandbox's
 //! memory limit stops the task. Time is O(end − start) plus O(√end).
+
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +33,15 @@ use serde::{Deserialize, Serialize};
 /// where crossing off is fastest; one byte per odd number means a segment
 /// covers 64 Ki integers.
 const SEGMENT_BYTES: usize = 32 * 1024;
+
+/// The smallest odd primes, whose multiples no segment crosses off: each
+/// segment starts as a copy of [`presieved_pattern`], where they are
+/// crossed off already.
+const PRESIEVED: [u32; 5] = [3, 5, 7, 11, 13];
+
+/// 3 · 5 · 7 · 11 · 13: the pattern of odd numbers free of [`PRESIEVED`]
+/// factors repeats every `PERIOD` candidates.
+const PERIOD: usize = 15_015;
 
 /// Input of the `primes` task: count the primes in `[start, end)`.
 ///
@@ -62,9 +81,15 @@ fn count_in_segments<const SEGMENT: usize>(start: u64, end: u64) -> u64 {
     if first >= end {
         return count;
     }
+    // The presieved primes are crossed off in the pattern as their own
+    // multiples: counted here instead.
+    count += PRESIEVED
+        .iter()
+        .filter(|&&prime| first <= u64::from(prime) && u64::from(prime) < end)
+        .count() as u64;
     let base_primes = odd_primes_up_to((end - 1).isqrt());
-    let (small, large) =
-        base_primes.split_at(base_primes.partition_point(|&p| (p as usize) < SEGMENT));
+    let sieved = &base_primes[base_primes.partition_point(|&p| PRESIEVED.contains(&p))..];
+    let (small, large) = sieved.split_at(sieved.partition_point(|&p| (p as usize) < SEGMENT));
     // Candidate `i` is the odd number `first + 2 * i`.
     let candidates = (end - first).div_ceil(2);
     // Below 2¹⁵, a small prime's square is below 2³⁰: the first
@@ -77,10 +102,22 @@ fn count_in_segments<const SEGMENT: usize>(start: u64, end: u64) -> u64 {
         })
         .collect();
     let mut buckets = Buckets::<SEGMENT>::new(large, first);
-    // A whole segment even for a shorter range or last segment: the
-    // buckets then store at any offset below SEGMENT without a check (past
-    // the range's end, into flags nobody counts).
-    let mut flags = vec![1u8; SEGMENT];
+    // Small primes of at least SEGMENT / k have at most k multiples in a
+    // segment: those of at least an eighth of it go to `sieve_few`.
+    let looped = below(&small, SEGMENT / 8);
+    let (looped, few) = small.split_at_mut(looped);
+    let (eight, few) = few.split_at_mut(below(few, SEGMENT / 4));
+    let (four, two) = few.split_at_mut(below(few, SEGMENT / 2));
+    // A whole segment even for a shorter range or last segment, and one
+    // flag more: the buckets and `sieve_few` then store at any offset up to
+    // SEGMENT without a check (past the range's end, into flags nobody
+    // counts).
+    let mut flags = vec![1u8; SEGMENT + 1];
+    const { assert!(SEGMENT <= SEGMENT_BYTES, "the pattern covers a segment") };
+    let pattern = presieved_pattern();
+    // Where the pattern's phase stands at candidate 0, the odd number
+    // `first`: the pattern's index `j` stands for the odd number `2j + 1`.
+    let mut phase = ((first / 2) % PERIOD as u64) as usize;
     let mut low = 0u64;
     let mut number = 0u64;
     while low < candidates {
@@ -88,15 +125,46 @@ fn count_in_segments<const SEGMENT: usize>(start: u64, end: u64) -> u64 {
         let length = (candidates - low).min(SEGMENT as u64) as usize;
         let high = low + length as u64;
         let segment = &mut flags[..length];
-        segment.fill(1);
-        sieve_segment(segment, &mut small);
-        buckets.sieve(&mut flags, number);
+        segment.copy_from_slice(&pattern[phase..phase + length]);
+        phase = (phase + SEGMENT) % PERIOD;
+        sieve_segment(segment, looped);
+        sieve_few::<SEGMENT, 8>(&mut flags, length, eight);
+        sieve_few::<SEGMENT, 4>(&mut flags, length, four);
+        sieve_few::<SEGMENT, 2>(&mut flags, length, two);
+        buckets.sieve(&mut flags[..SEGMENT], number);
         let segment = &flags[..length];
         count += count_flags(segment);
         low = high;
         number += 1;
     }
     count
+}
+
+/// How many of `primes` (in increasing order) are below `bound`.
+fn below(primes: &[SmallPrime], bound: usize) -> usize {
+    primes.partition_point(|entry| (entry.prime as usize) < bound)
+}
+
+/// [`PERIOD`] + [`SEGMENT_BYTES`] flags of odd numbers, from 1 on, with
+/// the multiples of [`PRESIEVED`] crossed off: any segment's start is one
+/// copy out of it (a `memory.copy` in wasm, at the host's speed), and
+/// crossing off skips the primes that would store the most. Built once per
+/// process.
+fn presieved_pattern() -> &'static [u8] {
+    static PATTERN: OnceLock<Vec<u8>> = OnceLock::new();
+    PATTERN.get_or_init(|| {
+        let mut pattern = vec![1u8; PERIOD + SEGMENT_BYTES];
+        for prime in PRESIEVED {
+            // `2j + 1` is an odd multiple of `prime` from `j = (prime - 1) / 2` on.
+            let prime = prime as usize;
+            let mut index = prime / 2;
+            while index < pattern.len() {
+                pattern[index] = 0;
+                index += prime;
+            }
+        }
+        pattern
+    })
 }
 
 /// The base primes of at least a segment's length, each in the bucket of
@@ -241,6 +309,38 @@ fn sieve_segment(segment: &mut [u8], small: &mut [SmallPrime]) {
         let index = cross_off(segment, entry.offset as usize, entry.prime as usize);
         // Below `length + prime`, both below 2¹⁵.
         entry.offset = index as u32 - length;
+    }
+}
+
+/// Crosses off in a segment of `length` flags (at most SEGMENT; `flags`
+/// is longer) the multiples of `primes`, all of at least `SEGMENT / K`, so
+/// with at most `K` multiples in it, and carries each prime's offset over
+/// to the next segment.
+///
+/// `K` stores per prime, those past the segment's end into flags nobody
+/// counts, and no loop of their own: most of these primes cross off one to
+/// three flags, and a loop per prime costs more than its stores, natively
+/// in mispredicted exits, in the sandbox also in fuel checks and in the
+/// values Cranelift keeps on the stack around them. The offsets advance by
+/// selects, without branches.
+#[inline(never)]
+fn sieve_few<const SEGMENT: usize, const K: usize>(
+    flags: &mut [u8],
+    length: usize,
+    primes: &mut [SmallPrime],
+) {
+    assert!(flags.len() > SEGMENT && length <= SEGMENT);
+    let flags = flags.as_mut_ptr();
+    for entry in primes {
+        let prime = entry.prime as usize;
+        let mut at = entry.offset as usize;
+        for _ in 0..K {
+            // SAFETY: at most SEGMENT, and `flags` is longer.
+            unsafe { *flags.add(at.min(SEGMENT)) = 0 };
+            at += if at < length { prime } else { 0 };
+        }
+        // K · prime ≥ SEGMENT ≥ length: `at` ends past the segment.
+        entry.offset = (at - length) as u32;
     }
 }
 
@@ -496,6 +596,41 @@ mod tests {
             );
             assert!(next >= length && next < length + step && (next - start).is_multiple_of(step));
         }
+    }
+
+    #[test]
+    fn few_multiples_are_crossed_off_exactly_and_carried_over() {
+        const SEGMENT: usize = 64;
+        fn check<const K: usize>(primes: &[u32]) {
+            for &prime in primes {
+                assert!(prime as usize * K >= SEGMENT);
+                for length in [SEGMENT, 40, 1] {
+                    // Offsets in the segment, at its end, and a square ahead.
+                    for offset in [0, 1, prime - 1, 63, 64, 200] {
+                        let mut flags = vec![1u8; SEGMENT + 1];
+                        let mut entry = [SmallPrime { prime, offset }];
+                        sieve_few::<SEGMENT, K>(&mut flags, length, &mut entry);
+                        let crossed = |i: usize| {
+                            i >= offset as usize && (i - offset as usize) % prime as usize == 0
+                        };
+                        let expected: Vec<u8> =
+                            (0..length).map(|i| u8::from(!crossed(i))).collect();
+                        let case =
+                            format!("K {K}, prime {prime}, offset {offset}, length {length}");
+                        assert_eq!(flags[..length], expected[..], "{case}");
+                        // The next multiple, counted from the next segment.
+                        let next = (offset as usize..)
+                            .step_by(prime as usize)
+                            .find(|&i| i >= length)
+                            .unwrap();
+                        assert_eq!(entry[0].offset as usize, next - length, "{case}");
+                    }
+                }
+            }
+        }
+        check::<8>(&[11, 13]);
+        check::<4>(&[17, 19, 31]);
+        check::<2>(&[37, 61]);
     }
 
     #[test]
