@@ -36,7 +36,9 @@ pub struct BrokerConfig {
     pub max_workload_input_bytes: u64,
     /// Most tasks in one workload.
     pub max_tasks_per_workload: u32,
-    /// Wait between pushes of `WatchProgress` when nothing changed.
+    /// Least time between two pushes of `WatchProgress` (changes in between
+    /// are coalesced into one), and a tenth of the time between pushes when
+    /// nothing changed. A workload's end is pushed at once.
     pub progress_interval: Duration,
     /// How long a stopping broker waits for open requests to finish before
     /// closing their connections (all acknowledged state is committed).

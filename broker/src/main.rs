@@ -105,6 +105,10 @@ struct Args {
     /// answers at once).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     work_wait: Duration,
+    /// Least time between two updates of a `WatchProgress` stream: changes in
+    /// between are sent as one. A workload's end is sent at once.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    progress_interval: Duration,
     /// Largest module accepted at submit, e.g. 128MiB.
     #[arg(long, default_value = "128MiB", value_parser = parse_size)]
     max_module_size: u64,
@@ -295,6 +299,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.lease_timeout = args.lease_timeout;
     config.offer_hold = args.offer_hold;
     config.work_wait = args.work_wait;
+    config.progress_interval = args.progress_interval;
     config.max_module_bytes = args.max_module_size;
     config.max_workload_input_bytes = args.max_workload_input;
     config.fee_basis_points = args.fee_percent;

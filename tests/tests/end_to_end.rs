@@ -16,7 +16,8 @@ use wasmgrid_tests::ledger_check::{
 };
 use wasmgrid_tests::queries::{end_value, status_of, tasks_of};
 use wasmgrid_tests::{
-    AgentProcess, BrokerProcess, Submission, admin, eventually, issuer, results, wait_until_final,
+    AgentProcess, Behaviour, BrokerProcess, ScriptedAgent, Submission, admin, eventually, issuer,
+    results, wait_until_final,
 };
 
 /// π(10^9), the answer of the demo workload.
@@ -561,6 +562,79 @@ async fn two_issuers_share_the_agents_fairly_and_cancel_stops_a_workload() {
     );
     let summary = assert_ledger_consistent(&url).await;
     assert_eq!(summary.pays, 80 + 4, "one pay per task that ran");
+}
+
+/// The next status a `WatchProgress` stream sends that is not `Running`.
+async fn end_seen(progress: &mut tonic::Streaming<v1::WorkloadStatus>) -> v1::WorkloadStatus {
+    loop {
+        let status = progress
+            .message()
+            .await
+            .expect("the progress stream broke")
+            .expect("the progress stream ended before the workload");
+        if status.state != v1::WorkloadState::Running as i32 {
+            return status;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_watching_learns_of_the_end_at_once_however_long_the_progress_interval() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Updates an hour apart: only an end sent at once arrives within the
+    // test's minute.
+    let broker = BrokerProcess::start(&dir.path().join("broker"), &["--progress-interval", "1h"]);
+    let url = broker.url();
+    let mut client = issuer(&url).await;
+    let mut watch = async |workload_id: &str| {
+        let mut progress = client
+            .watch_progress(v1::WorkloadRequest {
+                workload_id: workload_id.to_owned(),
+            })
+            .await
+            .expect("watching")
+            .into_inner();
+        let first = progress.message().await.expect("first status");
+        assert_eq!(
+            first.map(|status| status.state),
+            Some(v1::WorkloadState::Running as i32)
+        );
+        progress
+    };
+
+    // Done: the reports before the last one start the interval's wait.
+    let workload_id = Submission::primes(1_000_000, 3)
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let mut progress = watch(&workload_id).await;
+    let agent = ScriptedAgent::register(&url, "runner", "alice")
+        .await
+        .spawn(Behaviour::Honest);
+    let end = tokio::time::timeout(TIMEOUT, end_seen(&mut progress))
+        .await
+        .unwrap_or_else(|_| panic!("no end within {TIMEOUT:?}\n{}", broker.log_tail()));
+    assert_eq!(end.state, v1::WorkloadState::Done as i32, "{end:?}");
+    assert_eq!((end.done, end.total), (3, 3));
+    agent.stop().await;
+
+    // Cancelled, with no agent left.
+    let workload_id = Submission::primes(1_000_000, 3)
+        .submit(&mut issuer(&url).await)
+        .await
+        .expect("submit");
+    let mut progress = watch(&workload_id).await;
+    issuer(&url)
+        .await
+        .cancel(v1::WorkloadRequest {
+            workload_id: workload_id.clone(),
+        })
+        .await
+        .expect("cancel");
+    let end = tokio::time::timeout(TIMEOUT, end_seen(&mut progress))
+        .await
+        .unwrap_or_else(|_| panic!("no end within {TIMEOUT:?}\n{}", broker.log_tail()));
+    assert_eq!(end.state, v1::WorkloadState::Cancelled as i32, "{end:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

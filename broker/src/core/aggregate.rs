@@ -98,7 +98,7 @@ impl Broker {
         }
         tx.commit().await?;
         self.scheduler.lock().await.remove_workload(workload_id);
-        self.changed();
+        self.ended();
         tracing::info!(workload = %workload_id, state = state.as_str(), error = ?error, "workload finished");
         Ok(())
     }

@@ -66,7 +66,7 @@ impl Broker {
         tx.commit().await?;
         scheduler.remove_workload(workload_id);
         drop(scheduler);
-        self.changed();
+        self.ended();
         tracing::info!(workload = %workload_id, "workload cancelled");
         Ok(WorkloadState::Cancelled)
     }

@@ -82,6 +82,9 @@ pub struct Broker {
     agent_builds: AgentDist,
     /// Bumped after every committed change, for progress watchers.
     changes: watch::Sender<u64>,
+    /// Bumped when a workload ends (done, failed or cancelled), after its
+    /// `changes`: progress watchers send an end at once, not coalesced.
+    endings: watch::Sender<u64>,
     /// Turns true when the server starts shutting down, so long-lived
     /// streams (progress watchers) end instead of holding the shutdown.
     stopping: watch::Sender<bool>,
@@ -146,6 +149,7 @@ impl Broker {
             versions: StdMutex::new(HashMap::new()),
             agent_builds,
             changes: watch::channel(0).0,
+            endings: watch::channel(0).0,
             stopping: watch::channel(false).0,
             _data_dir_lock: data_dir_lock,
         });
@@ -167,6 +171,12 @@ impl Broker {
         self.changes.subscribe()
     }
 
+    /// A receiver that changes after a workload ends (is done, failed or
+    /// cancelled), after its change reached [`Broker::subscribe`].
+    pub fn subscribe_endings(&self) -> watch::Receiver<u64> {
+        self.endings.subscribe()
+    }
+
     /// A receiver that turns true when the broker begins to stop.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()
@@ -179,6 +189,12 @@ impl Broker {
 
     fn changed(&self) {
         self.changes.send_modify(|version| *version += 1);
+    }
+
+    /// A committed change that ended a workload.
+    fn ended(&self) {
+        self.changed();
+        self.endings.send_modify(|version| *version += 1);
     }
 
     /// The store.

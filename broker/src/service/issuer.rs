@@ -103,14 +103,17 @@ impl IssuerService for IssuerApi {
             .authorize(&request, &request.get_ref().workload_id)
             .await?;
         let workload_id = request.into_inner().workload_id;
+        // Subscribed before the first read: a change committed after it
+        // cannot be missed.
+        let mut changes = self.broker.subscribe();
+        let mut endings = self.broker.subscribe_endings();
+        let mut stopping = self.broker.stopping();
         let first = {
             let mut conn = self.broker.store().conn().await?;
             workload_status(&mut conn, &workload).await?
         };
         let (sender, receiver) = mpsc::channel(4);
         let api = self.clone();
-        let mut changes = self.broker.subscribe();
-        let mut stopping = self.broker.stopping();
         let interval = self.broker.config().progress_interval;
         tokio::spawn(async move {
             let mut last = first;
@@ -126,8 +129,14 @@ impl IssuerService for IssuerApi {
                         return;
                     }
                 }
-                // Coalesce bursts of changes into one update per interval.
-                tokio::time::sleep(interval).await;
+                // Coalesce bursts of changes into one update per interval;
+                // a workload's end cuts the wait short, so that an issuer
+                // waiting for it learns of it at once (this one's, or
+                // another's, which costs one read too early).
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    _ = endings.changed() => {}
+                }
                 let status = match api.status(&workload_id).await {
                     Ok(status) => status,
                     Err(error) => {
