@@ -8,8 +8,11 @@ use wasmgrid_runtime::{Limits, Runtime, RuntimeConfig, Status};
 
 use crate::{sample, text, tight_limits};
 
-/// A range whose count takes a few hundred milliseconds here.
-const RANGE: &str = r#"{"start":0,"end":30000000}"#;
+/// A range whose count takes ~60 ms here unthrottled: long enough for the
+/// throttle's pauses to show in the wall time. (The range up to 3·10⁷ took
+/// ~7 ms once the `primes` kernel got faster: too short, at 10 % it ended
+/// within the 100 ms floor of the limit below.)
+const RANGE: &str = r#"{"start":0,"end":200000000}"#;
 
 fn runtime(cpu_percent: u8) -> Runtime {
     Runtime::new(RuntimeConfig {
