@@ -105,9 +105,10 @@ struct Args {
     /// answers at once).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     work_wait: Duration,
-    /// Least time between two updates of a `WatchProgress` stream: changes in
-    /// between are sent as one. A workload's end is sent at once.
-    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    /// Least time between two updates of a `WatchProgress` stream (at least
+    /// 10ms): changes in between are sent as one. A workload's end is sent
+    /// at once.
+    #[arg(long, default_value = "200ms", value_parser = parse_progress_interval)]
     progress_interval: Duration,
     /// Largest module accepted at submit, e.g. 128MiB.
     #[arg(long, default_value = "128MiB", value_parser = parse_size)]
@@ -217,6 +218,22 @@ fn parse_share(text: &str) -> Result<f64, String> {
 fn parse_version(text: &str) -> Result<AgentVersion, String> {
     AgentVersion::parse(text.trim())
         .map_err(|error| format!("invalid version '{text}': {error}; use e.g. 0.2.0"))
+}
+
+/// Shortest `--progress-interval`: each stream reads its workload's status
+/// once per interval while it changes, so 0 would be a busy loop.
+const MIN_PROGRESS_INTERVAL: Duration = Duration::from_millis(10);
+
+fn parse_progress_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text)
+        .map_err(|error| format!("invalid duration '{text}': {error}; use e.g. 200ms"))?;
+    if interval < MIN_PROGRESS_INTERVAL {
+        return Err(format!(
+            "'{text}' is too short: the interval is at least {}",
+            humantime::format_duration(MIN_PROGRESS_INTERVAL)
+        ));
+    }
+    Ok(interval)
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {

@@ -65,6 +65,22 @@ fn help_explains_the_flags() {
 }
 
 #[test]
+fn a_progress_interval_below_ten_milliseconds_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let refused = broker(dir.path())
+        .args(["--progress-interval", "0s"])
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("the interval is at least 10ms"), "{stderr}");
+    assert!(
+        !dir.path().join("broker.sqlite").exists(),
+        "nothing is created for a refused flag"
+    );
+}
+
+#[test]
 fn a_second_broker_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut first = broker(dir.path()).spawn().expect("starts");
