@@ -20,10 +20,10 @@
 //!   [`Buckets`], one per segment, and each segment only sees the primes
 //!   that cross off one of its flags (a bucket sieve).
 //!
-//! Memory is one segment, the pattern and the base primes: O(√end) — about
-//! 90 KiB for
-//! `end` = 10⁹, but 2 GiB for `end` near `u64::MAX`, where the sandbox's
-//! memory limit stops the task. Time is O(end − start) plus O(√end).
+//! Memory is one segment (32 KiB), the pattern (47 KiB) and the base primes
+//! with their offsets: O(√end), about 120 KiB for `end` = 10⁹, but 2 GiB for
+//! `end` near `u64::MAX`, where the sandbox's memory limit stops the task.
+//! Time is O(end − start) plus O(√end).
 
 use std::sync::OnceLock;
 
