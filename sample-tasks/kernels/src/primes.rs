@@ -39,9 +39,17 @@ const SEGMENT_BYTES: usize = 32 * 1024;
 /// crossed off already.
 const PRESIEVED: [u32; 5] = [3, 5, 7, 11, 13];
 
-/// 3 · 5 · 7 · 11 · 13: the pattern of odd numbers free of [`PRESIEVED`]
-/// factors repeats every `PERIOD` candidates.
-const PERIOD: usize = 15_015;
+/// The product of [`PRESIEVED`] (15 015): the pattern of odd numbers free of
+/// their factors repeats every `PERIOD` candidates.
+const PERIOD: usize = {
+    let mut period = 1;
+    let mut i = 0;
+    while i < PRESIEVED.len() {
+        period *= PRESIEVED[i] as usize;
+        i += 1;
+    }
+    period
+};
 
 /// Input of the `primes` task: count the primes in `[start, end)`.
 ///
@@ -88,7 +96,8 @@ fn count_in_segments<const SEGMENT: usize>(start: u64, end: u64) -> u64 {
         .filter(|&&prime| first <= u64::from(prime) && u64::from(prime) < end)
         .count() as u64;
     let base_primes = odd_primes_up_to((end - 1).isqrt());
-    let sieved = &base_primes[base_primes.partition_point(|&p| PRESIEVED.contains(&p))..];
+    let largest_presieved = PRESIEVED[PRESIEVED.len() - 1];
+    let sieved = &base_primes[base_primes.partition_point(|&p| p <= largest_presieved)..];
     let (small, large) = sieved.split_at(sieved.partition_point(|&p| (p as usize) < SEGMENT));
     // Candidate `i` is the odd number `first + 2 * i`.
     let candidates = (end - first).div_ceil(2);
