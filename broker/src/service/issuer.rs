@@ -123,7 +123,7 @@ impl IssuerService for IssuerApi {
             while last.state == v1::WorkloadState::Running as i32 {
                 tokio::select! {
                     _ = changes.changed() => {}
-                    () = tokio::time::sleep(interval * 10) => {}
+                    () = tokio::time::sleep(interval.saturating_mul(10)) => {}
                     _ = stopping.changed() => {
                         let _ = sender.send(Err(Status::unavailable("the broker is shutting down"))).await;
                         return;
