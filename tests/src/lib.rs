@@ -11,6 +11,7 @@
 //! - `ledger_check`: `assert_ledger_consistent`, the whole credit ledger
 //!   checked over gRPC (exactly once, conservation), and funding paid
 //!   test workloads.
+//! - `prime_counts`: π(n) for the limits the tests submit.
 //! - `queries`: status, tasks, workload count, end value, as one call.
 //! - `scripted_agent`: [`ScriptedAgent`], an in-process agent speaking the
 //!   real protocol that can report wrong outputs or inflated fuel.
@@ -20,6 +21,7 @@ pub mod client;
 pub mod eventually;
 pub mod http;
 pub mod ledger_check;
+pub mod prime_counts;
 pub mod processes;
 pub mod queries;
 pub mod scripted_agent;

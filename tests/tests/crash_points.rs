@@ -14,15 +14,12 @@ use wasmgrid_proto::v1;
 use wasmgrid_tests::ledger_check::{
     CREDITS_PER_FUEL, assert_ledger_consistent, expected_pay, fund,
 };
+use wasmgrid_tests::prime_counts::{PI_OF_1E9, PI_OF_2E9};
 use wasmgrid_tests::queries::{end_value, status_of, tasks_of};
 use wasmgrid_tests::{
     AgentProcess, BrokerProcess, Submission, eventually, issuer, results, wait_until_final,
 };
 
-/// π(10^9).
-const PI_OF_1E9: u64 = 50_847_534;
-/// π(2·10⁹).
-const PI_OF_2E9: u64 = 98_222_287;
 const TIMEOUT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(10);
 /// How many times the broker is killed.

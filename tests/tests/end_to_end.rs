@@ -14,18 +14,13 @@ use wasmgrid_runtime::TaskModule;
 use wasmgrid_tests::ledger_check::{
     CREDITS_PER_FUEL, assert_ledger_consistent, expected_pay, fund,
 };
+use wasmgrid_tests::prime_counts::{PI_OF_1E8, PI_OF_1E9, PI_OF_2E9};
 use wasmgrid_tests::queries::{end_value, status_of, tasks_of};
 use wasmgrid_tests::{
     AgentProcess, Behaviour, BrokerProcess, ScriptedAgent, Submission, admin, eventually, issuer,
     results, wait_until_final,
 };
 
-/// π(10^9), the answer of the demo workload.
-const PI_OF_1E9: u64 = 50_847_534;
-/// π(2·10^9).
-const PI_OF_2E9: u64 = 98_222_287;
-/// π(10^8).
-const PI_OF_1E8: u64 = 5_761_455;
 /// How long a test waits for something that takes seconds at most.
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// How often it looks.

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tonic::Code as GrpcCode;
 use wasmgrid_proto::v1;
 use wasmgrid_runtime::{Limits, Status};
+use wasmgrid_tests::prime_counts::PI_OF_1E6;
 use wasmgrid_tests::{AgentProcess, BrokerProcess, Submission, admin, issuer, wait_until_final};
 
 /// A wasm page.
@@ -35,8 +36,6 @@ const WALL: Duration = Duration::from_secs(10);
 const BIG_DATA_BYTES: u32 = 50_000_000;
 /// How long any one workload may take to end.
 const FINAL_TIMEOUT: Duration = Duration::from_secs(90);
-/// π(10^6).
-const PI_OF_1E6: &str = "78498";
 
 /// A minimal encoder of wasm binary modules: enough for the hostile modules
 /// below, so that each is exact (to the page, the element, the byte) and
@@ -1405,7 +1404,7 @@ async fn hostile_modules_end_in_their_status_and_the_agent_keeps_working() {
         .await
         .expect("results");
     assert!(end.reduced);
-    assert_eq!(String::from_utf8_lossy(&end.output), PI_OF_1E6);
+    assert_eq!(String::from_utf8_lossy(&end.output), PI_OF_1E6.to_string());
     let tasks = client
         .list_tasks(v1::WorkloadRequest {
             workload_id: primes_id,

@@ -14,10 +14,10 @@ use std::time::Duration;
 use tonic::Code;
 use wasmgrid_proto::v1;
 use wasmgrid_tests::binaries::binary;
+use wasmgrid_tests::prime_counts::PI_OF_1E6;
 use wasmgrid_tests::queries::{end_value, workload_count};
 use wasmgrid_tests::{AgentProcess, BrokerProcess, Submission, issuer, results, wait_until_final};
 
-const PI_OF_1E6: u64 = 78_498;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A tmpfs mounted for the test's life.

@@ -11,11 +11,10 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use tonic::transport::Channel;
 use wasmgrid_proto::v1;
 use wasmgrid_tests::binaries::binary;
+use wasmgrid_tests::prime_counts::PI_OF_1E6;
 use wasmgrid_tests::{
     AgentProcess, BrokerProcess, Submission, TEST_ADMIN_TOKEN, issuer_on, results, wait_until_final,
 };
-
-const PI_OF_1E6: u64 = 78_498;
 
 async fn connect(url: &str, ca: Option<&Path>) -> Result<Channel, String> {
     let endpoint = wasmgrid_proto::endpoint(url, ca).map_err(|error| error.to_string())?;

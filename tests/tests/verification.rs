@@ -9,15 +9,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use wasmgrid_proto::v1;
+use wasmgrid_tests::prime_counts::{PI_OF_1E6, PI_OF_1E7};
 use wasmgrid_tests::queries::{end_value, status_of, tasks_of};
 use wasmgrid_tests::{
     AgentProcess, Behaviour, BrokerProcess, RunningAgent, ScriptedAgent, Submission, admin,
     eventually, issuer, results, wait_until_final,
 };
 
-/// π(10^7) and π(10^6).
-const PI_OF_1E7: u64 = 664_579;
-const PI_OF_1E6: u64 = 78_498;
 /// 10^-9 credits per unit of fuel: 1000 pico-credits, so a run is paid
 /// exactly `fuel / 1000` micro-credits.
 const CREDITS_PER_FUEL: f64 = 1e-9;
