@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub(crate) reports_acknowledged: AtomicU64,
     pub(crate) reports_counted: AtomicU64,
     pub(crate) reports_dropped: AtomicU64,
+    pub(crate) reports_synced: AtomicU64,
     /// When the broker last answered a request for work (Unix ms; 0: never).
     pub(crate) broker_answered_ms: AtomicU64,
 }
@@ -41,6 +42,7 @@ impl Counters {
             reports_acknowledged: get(&self.reports_acknowledged),
             reports_counted: get(&self.reports_counted),
             reports_dropped: get(&self.reports_dropped),
+            reports_synced: get(&self.reports_synced),
             reports_pending,
         }
     }
@@ -71,6 +73,9 @@ pub struct AgentSummary {
     pub reports_counted: u64,
     /// Reports the broker refused for good (unknown or foreign lease).
     pub reports_dropped: u64,
+    /// Reports synced to disk in the outbox because the broker did not
+    /// acknowledge them at once (a failed or slow call, or a stop).
+    pub reports_synced: u64,
     /// Reports still in the outbox at exit, sent at the next start.
     pub reports_pending: u64,
 }

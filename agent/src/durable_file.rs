@@ -66,6 +66,13 @@ fn write_new(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Syncs the content of the file at `path`, written earlier without
+/// syncing (its name is only durable once its directory is synced too).
+/// Opened for writing: Windows flushes only through a writable handle.
+pub(crate) fn sync_file(path: &Path) -> io::Result<()> {
+    OpenOptions::new().write(true).open(path)?.sync_all()
+}
+
 /// Makes the rename itself durable (on Unix a directory entry is only on
 /// disk once the directory is synced).
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {

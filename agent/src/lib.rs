@@ -38,7 +38,8 @@
 //!   file with the same keys as the flags.
 //! - `error`: [`AgentError`], why the agent cannot run.
 //! - `identity`: [`Identity`], the agent id and token kept in `identity.json`.
-//! - `durable_file`: write-temp-fsync-rename, for every state file.
+//! - `durable_file`: write-temp-fsync-rename for state files; the same
+//!   without the sync, and the sync later, for the outbox.
 //! - `client`: the channel, the token interceptor, retries of transient
 //!   failures; `registration`: `Register`, and registering again when the
 //!   broker answers `Unauthenticated`.
@@ -48,7 +49,8 @@
 //!   runs, for the policy.
 //! - `capacity`: free slots and memory, reserved per lease.
 //! - `module_store`: modules on disk by sha256; `module_fetch`: `FetchModule`.
-//! - `outbox`: results persisted until acknowledged; `reporter`: sends them;
+//! - `outbox`: results kept until acknowledged; `reporter`: sends them, and
+//!   syncs them to disk when the broker does not take them at once;
 //!   `work_ask`: whether the reporter asks for work with them.
 //! - `lease_keeper`: `ExtendLease` while a task runs.
 //! - `worker`: one lease from module to report.

@@ -2,15 +2,27 @@
 //! `STATE/outbox/<lease_id>.pb` (a prost-encoded `ReportResultRequest`).
 //! A result is written here before it is sent and removed once the broker
 //! acknowledged it, so a crash or a broker outage never loses work done.
+//!
+//! Written, a result survives the agent's own crash (the file is in the
+//! kernel's page cache). It survives the machine's crash once synced, and
+//! it is synced only when the broker does not acknowledge it at once
+//! ([`Outbox::make_durable`], called by the reporter when a delivery fails
+//! or is slow, and at a stop with results left): a result acknowledged
+//! within its first call needs no disk write at all, and a volunteer's disk
+//! is not synced twice per task. A machine crash within that first call
+//! loses the result as it loses a running task: the lease expires and the
+//! task is reissued (docs/promises.md).
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prost::Message;
 use sha2::{Digest, Sha256};
 use wasmgrid_proto::v1::ReportResultRequest;
 
-use crate::durable_file::{remove_leftover_temp_files, write_atomically};
+use crate::durable_file::{remove_leftover_temp_files, sync_dir, sync_file, write_replacing};
 
 /// Extension of a pending report.
 const REPORT_EXTENSION: &str = "pb";
@@ -23,6 +35,9 @@ const CORRUPT_EXTENSION: &str = "corrupt";
 #[derive(Clone, Debug)]
 pub(crate) struct Outbox {
     dir: PathBuf,
+    /// Report files known to be on disk (synced, their directory entry
+    /// too) since their last write.
+    synced: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl Outbox {
@@ -32,20 +47,61 @@ impl Outbox {
         remove_leftover_temp_files(dir)?;
         Ok(Outbox {
             dir: dir.to_owned(),
+            synced: Arc::default(),
         })
     }
 
-    /// Keeps `report` durably until [`Outbox::remove`].
+    /// Keeps `report` until [`Outbox::remove`]: whole (a crash never leaves
+    /// half of it), across the agent's crash at once, and across the
+    /// machine's once [`Outbox::make_durable`] synced it.
     pub(crate) fn put(&self, report: &ReportResultRequest) -> io::Result<()> {
-        write_atomically(&self.path(&report.lease_id), &report.encode_to_vec())
+        let path = self.path(&report.lease_id);
+        self.synced_files().remove(&path);
+        write_replacing(&path, &report.encode_to_vec())
     }
 
     /// Forgets the report of `lease_id` (acknowledged, or never acceptable).
     pub(crate) fn remove(&self, lease_id: &str) -> io::Result<()> {
-        match std::fs::remove_file(self.path(lease_id)) {
+        let path = self.path(lease_id);
+        self.synced_files().remove(&path);
+        match std::fs::remove_file(path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => Ok(()),
         }
+    }
+
+    /// Syncs every pending report not synced since it was written, and the
+    /// directory that names them, so they survive a crash of the machine;
+    /// returns how many reports it synced.
+    pub(crate) fn make_durable(&self) -> io::Result<u64> {
+        let pending = self.report_paths()?;
+        let unsynced: Vec<PathBuf> = {
+            let synced = self.synced_files();
+            pending
+                .into_iter()
+                .filter(|path| !synced.contains(path))
+                .collect()
+        };
+        let mut newly_synced = Vec::with_capacity(unsynced.len());
+        for path in unsynced {
+            match sync_file(&path) {
+                Ok(()) => newly_synced.push(path),
+                // Acknowledged and removed meanwhile.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if newly_synced.is_empty() {
+            return Ok(0);
+        }
+        sync_dir(&self.dir)?;
+        let count = newly_synced.len() as u64;
+        self.synced_files().extend(newly_synced);
+        Ok(count)
+    }
+
+    fn synced_files(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
+        self.synced.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every pending report, in file name order. A file that does not
@@ -171,6 +227,31 @@ mod tests {
         reopened.remove("../../escape")?;
         assert_eq!(reopened.load_all()?, [report("lease-b", b"two")]);
         assert_eq!(reopened.len()?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn make_durable_syncs_each_report_once_after_each_write() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let outbox = Outbox::open(dir.path())?;
+        outbox.put(&report("a", b"1"))?;
+        outbox.put(&report("b", b"2"))?;
+        assert_eq!(outbox.make_durable()?, 2);
+        assert_eq!(outbox.make_durable()?, 0);
+
+        outbox.put(&report("a", b"rewritten"))?;
+        outbox.put(&report("c", b"3"))?;
+        outbox.remove("b")?;
+        assert_eq!(
+            outbox.make_durable()?,
+            2,
+            "the rewritten one and the new one"
+        );
+
+        // Reports found at start (an earlier run's) are not known synced.
+        let reopened = Outbox::open(dir.path())?;
+        assert_eq!(reopened.make_durable()?, 2);
+        assert_eq!(reopened.load_all()?.len(), 2);
         Ok(())
     }
 

@@ -5,9 +5,17 @@
 //! [`REPORT_BATCH_BYTES`]); to a broker without that call, one
 //! `ReportResult` each. When the work loop waits for the capacity a report
 //! gives back, the call also asks for work for it ([`WorkAsk`]).
+//!
+//! The reporter also decides when results go to disk for good: a result
+//! the broker acknowledges within [`SYNC_UNANSWERED_AFTER`] of sending is
+//! never synced; once a call fails or is that slow, every result in the
+//! outbox is synced, and so is each new one while the broker stays away
+//! ([`Outbox::make_durable`]).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -22,6 +30,12 @@ use crate::counters::{Counters, add};
 use crate::outbox::Outbox;
 use crate::outdated::required_version;
 use crate::work_ask::{self, WorkAnswer, WorkAsk};
+
+/// How long a call may go unanswered before the results in the outbox are
+/// synced to disk meanwhile: far above a broker's usual answer (a few
+/// milliseconds, a synced commit included), short next to the time a
+/// machine crash takes to matter.
+const SYNC_UNANSWERED_AFTER: Duration = Duration::from_secs(1);
 
 /// Where workers hand finished (and already persisted) reports.
 pub(crate) type ReportSender = mpsc::UnboundedSender<Finished>;
@@ -129,25 +143,29 @@ async fn deliver_all(
             None
         };
         let batch = batch_size(&queue, batching);
-        let deliveries = if batch > 1 || work.is_some() {
-            let (deliveries, answer) = deliver_batch(
-                &client,
-                &counters,
-                queue.range(..batch),
-                work,
-                &mut batching,
-            )
-            .await;
-            if work.is_some() {
-                hand_over(&client, &asks, answer).await;
-            }
-            deliveries
-        } else {
-            match queue.front() {
-                Some(report) => vec![deliver(&client, &counters, report).await],
-                None => Vec::new(),
+        let delivering = async {
+            if batch > 1 || work.is_some() {
+                let asked = work.is_some();
+                let (deliveries, answer) = deliver_batch(
+                    &client,
+                    &counters,
+                    queue.range(..batch),
+                    work,
+                    &mut batching,
+                )
+                .await;
+                if asked {
+                    hand_over(&client, &asks, answer).await;
+                }
+                deliveries
+            } else {
+                match queue.front() {
+                    Some(report) => vec![deliver(&client, &counters, report).await],
+                    None => Vec::new(),
+                }
             }
         };
+        let deliveries = syncing_if_slow(&outbox, &counters, delivering).await;
         let mut retry = None;
         for delivery in deliveries {
             let Some(report) = queue.pop_front() else {
@@ -186,6 +204,7 @@ async fn deliver_all(
                 // The broker is away: the rest of the backlog would fail the
                 // same way, so the work loop need not wait for it.
                 backlog_left = 0;
+                make_durable(&outbox, &counters).await;
                 let pause = tokio::time::sleep(backoff.next_delay());
                 tokio::pin!(pause);
                 loop {
@@ -194,13 +213,55 @@ async fn deliver_all(
                         // The capacity comes back at once: while the broker
                         // is away, no call asks for work for it.
                         finished = receiver.recv(), if !senders_gone => match finished {
-                            Some(finished) => queue.push_back(finished.report),
+                            Some(finished) => {
+                                queue.push_back(finished.report);
+                                make_durable(&outbox, &counters).await;
+                            }
                             None => senders_gone = true,
                         },
                     }
                 }
             }
         }
+    }
+}
+
+/// Runs `delivery`; when it is not answered within
+/// [`SYNC_UNANSWERED_AFTER`], syncs the outbox while it waits on.
+async fn syncing_if_slow<T>(
+    outbox: &Outbox,
+    counters: &Counters,
+    delivery: impl Future<Output = T>,
+) -> T {
+    tokio::pin!(delivery);
+    tokio::select! {
+        biased;
+        delivered = &mut delivery => return delivered,
+        () = tokio::time::sleep(SYNC_UNANSWERED_AFTER) => {}
+    }
+    let (delivered, ()) = tokio::join!(delivery, make_durable(outbox, counters));
+    delivered
+}
+
+/// Syncs the results in the outbox that are not yet on disk for good (the
+/// broker did not acknowledge them at once). A failure is logged: the
+/// results are still written, safe from the agent's own crash.
+pub(crate) async fn make_durable(outbox: &Outbox, counters: &Counters) {
+    let outbox = outbox.clone();
+    match tokio::task::spawn_blocking(move || outbox.make_durable()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(synced)) => {
+            add(&counters.reports_synced, synced);
+            tracing::debug!(
+                synced,
+                "results the broker did not acknowledge at once synced to disk"
+            );
+        }
+        Ok(Err(error)) => tracing::error!(
+            %error,
+            "cannot sync the outbox: its results survive the agent's crash, not the machine's"
+        ),
+        Err(error) => tracing::error!(%error, "syncing the outbox did not complete"),
     }
 }
 

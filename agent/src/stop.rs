@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::counters::Counters;
 use crate::outbox::Outbox;
+use crate::reporter::make_durable;
 
 /// Where the agent is in its stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,12 +112,14 @@ pub(crate) async fn finish_workers(
 }
 
 /// Lets the reporter deliver what is queued, for at most `timeout` (none at
-/// all after a forced stop); what is left stays in the outbox.
+/// all after a forced stop); what is left stays in the outbox, synced to
+/// disk.
 pub(crate) async fn drain_reports(
     mut reporter: JoinHandle<()>,
     stop: &StopSignal,
     timeout: Duration,
     outbox: &Outbox,
+    counters: &Counters,
 ) {
     tokio::select! {
         biased;
@@ -130,6 +134,7 @@ pub(crate) async fn drain_reports(
     }
     reporter.abort();
     let _ = reporter.await;
+    make_durable(outbox, counters).await;
     let pending = outbox.pending();
     if pending > 0 {
         tracing::warn!(

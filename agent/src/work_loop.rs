@@ -175,7 +175,7 @@ pub(crate) async fn run_agent(
     let drain_timeout = config
         .stop_timeout
         .clamp(MIN_REPORT_DRAIN_TIMEOUT, REPORT_DRAIN_TIMEOUT);
-    drain_reports(reporter, &stop, drain_timeout, &outbox).await;
+    drain_reports(reporter, &stop, drain_timeout, &outbox, &counters).await;
 
     status_writer.abort();
     refusal_watch.abort();

@@ -1,5 +1,5 @@
 //! One lease, start to end: keep the lease alive, get the module, run the
-//! task in the sandbox, persist the result to the outbox and hand it to the
+//! task in the sandbox, write the result to the outbox and hand it to the
 //! reporter — or give the lease back when the task cannot run here.
 
 use std::sync::Arc;
@@ -184,7 +184,8 @@ async fn prepare(ctx: &WorkerContext, lease: &Lease) -> Result<(TaskModule, Limi
     Ok((module, limits))
 }
 
-/// Counts the outcome, persists its report, then hands it to the reporter
+/// Counts the outcome, writes its report to the outbox, then hands it to
+/// the reporter (which syncs it to disk if the broker is slow to take it)
 /// with the lease's share of the capacity, `frees`.
 async fn finish(
     ctx: &WorkerContext,

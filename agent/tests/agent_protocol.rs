@@ -163,6 +163,10 @@ async fn runs_tasks_and_reports_their_results() {
     assert_eq!(summary.tasks_ok, 6);
     assert_eq!(summary.reports_counted, 6);
     assert_eq!(summary.reports_pending, 0);
+    assert_eq!(
+        summary.reports_synced, 0,
+        "results the broker acknowledges at once are never synced to disk"
+    );
     assert!(summary.fuel_consumed > 0);
     assert_eq!(summary.agent_id, "agent-1");
     assert!(
@@ -282,6 +286,35 @@ async fn refused_reports_are_retried_until_acknowledged() {
 
     assert_eq!(broker.shared.lock().refuse_reports, 0);
     assert_eq!(summary.reports_acknowledged, 1);
+    assert_eq!(
+        summary.reports_synced, 1,
+        "the refused result is synced to disk once, not at every retry"
+    );
+    assert_eq!(summary.reports_pending, 0);
+    assert_eq!(outbox_files(state.path(), "pb"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_the_broker_is_slow_to_acknowledge_is_synced_meanwhile() {
+    let broker = FakeBroker::start().await;
+    broker
+        .shared
+        .update(|s| s.report_delay = Duration::from_millis(2500));
+    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"slow"], limits(10_000));
+    let state = tempfile::tempdir().expect("tempdir");
+
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("the report", |s| s.reports.len() == 1)
+        .await;
+    let summary = agent.stop().await;
+
+    assert_eq!(summary.reports_counted, 1);
+    assert_eq!(
+        summary.reports_synced, 1,
+        "a result unanswered for a second is synced while the call waits"
+    );
     assert_eq!(summary.reports_pending, 0);
     assert_eq!(outbox_files(state.path(), "pb"), 0);
 }
@@ -470,6 +503,7 @@ async fn unacknowledged_results_wait_in_the_outbox_for_the_next_start() {
     let summary = agent.stop().await;
     assert_eq!(summary.tasks_ok, 1);
     assert_eq!(summary.reports_pending, 1);
+    assert_eq!(summary.reports_synced, 1);
     assert_eq!(outbox_files(state.path(), "pb"), 1);
 
     broker.shared.update(|s| s.refuse_reports = 0);

@@ -74,6 +74,8 @@ pub struct State {
     pub accepted: u32,
     /// Answer this many `ReportResult` calls with `Unavailable`.
     pub refuse_reports: u32,
+    /// Answer each `ReportResult` only after this long.
+    pub report_delay: Duration,
     /// Serve this many module downloads with a flipped byte.
     pub corrupt_fetches: u32,
     /// Answer `ExtendLease` with `NotFound` (the lease was revoked).
@@ -438,6 +440,8 @@ impl AgentService for Service {
         self.0.check_version()?;
         let agent_id = self.0.authenticate(&request)?;
         let report = request.into_inner();
+        let delay = self.0.lock().report_delay;
+        tokio::time::sleep(delay).await;
         self.0.update(|state| {
             if state.refuse_reports > 0 {
                 state.refuse_reports -= 1;
