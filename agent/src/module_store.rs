@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmgrid_runtime::{ModuleHash, TaskModule};
 
-use crate::durable_file::{remove_leftover_temp_files, write_atomically};
+use crate::durable_file::{remove_leftover_temp_files, write_replacing};
 
 /// Largest module the agent accepts. Modules are streamed in chunks, so no
 /// message limit bounds them; this keeps a broken or hostile broker from
@@ -92,7 +92,9 @@ impl ModuleStore {
                 },
             ));
         }
-        write_atomically(&self.path(hash), module.bytes())?;
+        // Not synced: the file is checked against its name at every read,
+        // so one a machine crash left torn or empty is fetched again.
+        write_replacing(&self.path(hash), module.bytes())?;
         self.remember(module.clone());
         Ok(module)
     }

@@ -89,7 +89,8 @@ impl ArtifactDir {
                 temp.1.write_all(&hash.0)?;
                 temp.1.write_all(&Sha256::digest(&artifact))?;
                 temp.1.write_all(&artifact)?;
-                temp.1.sync_all()?;
+                // Not synced: `load` checks the digest, so a file a machine
+                // crash left torn only costs a recompile.
                 fs::rename(&temp.0, &path)
             });
         if let Err(error) = result {
