@@ -126,6 +126,20 @@ fn outbox_files(state_dir: &Path, extension: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Gives `broker` a workload of one echo task, runs an agent until the
+/// broker holds its report, and stops it; returns its summary and state
+/// dir.
+async fn one_echo_task_reported(broker: &FakeBroker) -> (AgentSummary, tempfile::TempDir) {
+    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"x"], limits(10_000));
+    let state = tempfile::tempdir().expect("tempdir");
+    let agent = RunningAgent::start(config(&broker.url(), state.path()));
+    broker
+        .shared
+        .wait_for("a report", |s| s.reports.len() == 1)
+        .await;
+    (agent.stop().await, state)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_tasks_and_reports_their_results() {
     let broker = FakeBroker::start().await;
@@ -274,15 +288,7 @@ async fn registers_again_when_the_broker_forgot_the_agent() {
 async fn refused_reports_are_retried_until_acknowledged() {
     let broker = FakeBroker::start().await;
     broker.shared.update(|s| s.refuse_reports = 3);
-    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"x"], limits(10_000));
-    let state = tempfile::tempdir().expect("tempdir");
-
-    let agent = RunningAgent::start(config(&broker.url(), state.path()));
-    broker
-        .shared
-        .wait_for("a report", |s| s.reports.len() == 1)
-        .await;
-    let summary = agent.stop().await;
+    let (summary, state) = one_echo_task_reported(&broker).await;
 
     assert_eq!(broker.shared.lock().refuse_reports, 0);
     assert_eq!(summary.reports_acknowledged, 1);
@@ -300,15 +306,7 @@ async fn a_result_the_broker_is_slow_to_acknowledge_is_synced_meanwhile() {
     broker
         .shared
         .update(|s| s.report_delay = Duration::from_millis(2500));
-    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"slow"], limits(10_000));
-    let state = tempfile::tempdir().expect("tempdir");
-
-    let agent = RunningAgent::start(config(&broker.url(), state.path()));
-    broker
-        .shared
-        .wait_for("the report", |s| s.reports.len() == 1)
-        .await;
-    let summary = agent.stop().await;
+    let (summary, state) = one_echo_task_reported(&broker).await;
 
     assert_eq!(summary.reports_counted, 1);
     assert_eq!(
@@ -323,15 +321,7 @@ async fn a_result_the_broker_is_slow_to_acknowledge_is_synced_meanwhile() {
 async fn corrupt_module_download_is_fetched_again() {
     let broker = FakeBroker::start().await;
     broker.shared.update(|s| s.corrupt_fetches = 1);
-    broker.add_workload("w1", &wasm(ECHO_WAT), &[b"x"], limits(10_000));
-    let state = tempfile::tempdir().expect("tempdir");
-
-    let agent = RunningAgent::start(config(&broker.url(), state.path()));
-    broker
-        .shared
-        .wait_for("a report", |s| s.reports.len() == 1)
-        .await;
-    let summary = agent.stop().await;
+    let (summary, _state) = one_echo_task_reported(&broker).await;
 
     assert_eq!(broker.shared.lock().fetches, 2);
     assert_eq!(summary.tasks_ok, 1);
