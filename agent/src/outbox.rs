@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -35,9 +35,9 @@ const CORRUPT_EXTENSION: &str = "corrupt";
 #[derive(Clone, Debug)]
 pub(crate) struct Outbox {
     dir: PathBuf,
-    /// Report files known to be on disk (synced, their directory entry
-    /// too) since their last write.
-    synced: Arc<Mutex<HashSet<PathBuf>>>,
+    /// Report files written since they were last synced (with their
+    /// directory entry), or found at start and so not known to be synced.
+    unsynced: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl Outbox {
@@ -45,10 +45,13 @@ impl Outbox {
     pub(crate) fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         remove_leftover_temp_files(dir)?;
-        Ok(Outbox {
+        let outbox = Outbox {
             dir: dir.to_owned(),
-            synced: Arc::default(),
-        })
+            unsynced: Arc::default(),
+        };
+        let found = outbox.report_paths()?;
+        outbox.unsynced_files().extend(found);
+        Ok(outbox)
     }
 
     /// Keeps `report` until [`Outbox::remove`]: whole (a crash never leaves
@@ -56,52 +59,47 @@ impl Outbox {
     /// machine's once [`Outbox::make_durable`] synced it.
     pub(crate) fn put(&self, report: &ReportResultRequest) -> io::Result<()> {
         let path = self.path(&report.lease_id);
-        self.synced_files().remove(&path);
-        write_replacing(&path, &report.encode_to_vec())
+        write_replacing(&path, &report.encode_to_vec())?;
+        // After the write: a sync running meanwhile may have taken the old
+        // content for this name; the new one is synced by the next.
+        self.unsynced_files().insert(path);
+        Ok(())
     }
 
     /// Forgets the report of `lease_id` (acknowledged, or never acceptable).
     pub(crate) fn remove(&self, lease_id: &str) -> io::Result<()> {
         let path = self.path(lease_id);
-        self.synced_files().remove(&path);
+        self.unsynced_files().remove(&path);
         match std::fs::remove_file(path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => Ok(()),
         }
     }
 
-    /// Syncs every pending report not synced since it was written, and the
-    /// directory that names them, so they survive a crash of the machine;
-    /// returns how many reports it synced.
+    /// Syncs every report written since its last sync, and the directory
+    /// that names them, so they survive a crash of the machine; returns how
+    /// many reports it synced. Writes and removals wait meanwhile (this is
+    /// the slow path: the broker did not acknowledge them at once).
     pub(crate) fn make_durable(&self) -> io::Result<u64> {
-        let pending = self.report_paths()?;
-        let unsynced: Vec<PathBuf> = {
-            let synced = self.synced_files();
-            pending
-                .into_iter()
-                .filter(|path| !synced.contains(path))
-                .collect()
-        };
-        let mut newly_synced = Vec::with_capacity(unsynced.len());
-        for path in unsynced {
-            match sync_file(&path) {
-                Ok(()) => newly_synced.push(path),
+        let mut unsynced = self.unsynced_files();
+        let mut synced = Vec::with_capacity(unsynced.len());
+        for path in unsynced.iter() {
+            match sync_file(path) {
+                Ok(()) => synced.push(path.clone()),
                 // Acknowledged and removed meanwhile.
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => return Err(error),
             }
         }
-        if newly_synced.is_empty() {
-            return Ok(0);
+        if !synced.is_empty() {
+            sync_dir(&self.dir)?;
         }
-        sync_dir(&self.dir)?;
-        let count = newly_synced.len() as u64;
-        self.synced_files().extend(newly_synced);
-        Ok(count)
+        unsynced.clear();
+        Ok(synced.len() as u64)
     }
 
-    fn synced_files(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
-        self.synced.lock().unwrap_or_else(PoisonError::into_inner)
+    fn unsynced_files(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
+        self.unsynced.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every pending report, in file name order. A file that does not
