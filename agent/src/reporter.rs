@@ -37,7 +37,7 @@ use crate::work_ask::{self, WorkAnswer, WorkAsk};
 /// machine crash takes to matter.
 const SYNC_UNANSWERED_AFTER: Duration = Duration::from_secs(1);
 
-/// Where workers hand finished (and already persisted) reports.
+/// Where workers hand finished reports, already written to the outbox.
 pub(crate) type ReportSender = mpsc::UnboundedSender<Finished>;
 
 /// A finished task's report, as a worker hands it over.

@@ -227,12 +227,12 @@ async fn finish(
         stderr: outcome.stderr,
         task,
     });
-    let persisted = {
+    let written = {
         let outbox = ctx.outbox.clone();
         let report = Arc::clone(&report);
         tokio::task::spawn_blocking(move || outbox.put(&report)).await
     };
-    match persisted {
+    match written {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
             tracing::error!(%error, "cannot keep the result in the outbox; sending it anyway, but a crash before the broker acknowledges it loses it")
