@@ -88,11 +88,6 @@ impl Broker {
         let reducer = new.reducer.map(TaskModule::new);
         if let Some(reducer) = &reducer {
             self.check_module(reducer, &new.limits, "reducer").await?;
-            // From here on only the store can fail the submit: the compile
-            // runs while the workload is stored (an empty moment for the
-            // cores); a submit the store then fails leaves only a cached
-            // compile behind.
-            self.compile_reducer_ahead(reducer.clone(), new.limits.clone());
         }
         let checked = checking.elapsed();
         let now = now_ms();
@@ -133,6 +128,9 @@ impl Broker {
         tx.commit().await?;
         let stored = checking.elapsed() - checked;
         let id = row.id.clone();
+        if let Some(reducer) = reducer {
+            self.compile_reducer_ahead(reducer, row.limits.clone());
+        }
         let pending = (0..task_count)
             .map(|index| PendingTask {
                 index,
