@@ -559,18 +559,27 @@ async fn two_issuers_share_the_agents_fairly_and_cancel_stops_a_workload() {
     assert_eq!(summary.pays, 80 + 4, "one pay per task that ran");
 }
 
-/// The next status a `WatchProgress` stream sends that is not `Running`.
-async fn end_seen(progress: &mut tonic::Streaming<v1::WorkloadStatus>) -> v1::WorkloadStatus {
-    loop {
-        let status = progress
-            .message()
-            .await
-            .expect("the progress stream broke")
-            .expect("the progress stream ended before the workload");
-        if status.state != v1::WorkloadState::Running as i32 {
-            return status;
+/// The next status a `WatchProgress` stream sends that is not `Running`;
+/// fails (with `broker`'s log) when none comes within [`TIMEOUT`].
+async fn end_seen(
+    progress: &mut tonic::Streaming<v1::WorkloadStatus>,
+    broker: &BrokerProcess,
+) -> v1::WorkloadStatus {
+    let end = async {
+        loop {
+            let status = progress
+                .message()
+                .await
+                .expect("the progress stream broke")
+                .expect("the progress stream ended before the workload");
+            if status.state != v1::WorkloadState::Running as i32 {
+                return status;
+            }
         }
-    }
+    };
+    tokio::time::timeout(TIMEOUT, end)
+        .await
+        .unwrap_or_else(|_| panic!("no end within {TIMEOUT:?}\n{}", broker.log_tail()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -610,9 +619,7 @@ async fn an_issuer_watching_learns_of_the_end_at_once_however_long_the_progress_
     let agent = ScriptedAgent::register(&url, "runner", "alice")
         .await
         .spawn(Behaviour::Honest);
-    let end = tokio::time::timeout(TIMEOUT, end_seen(&mut progress))
-        .await
-        .unwrap_or_else(|_| panic!("no end within {TIMEOUT:?}\n{}", broker.log_tail()));
+    let end = end_seen(&mut progress, &broker).await;
     assert_eq!(end.state, v1::WorkloadState::Done as i32, "{end:?}");
     assert_eq!((end.done, end.total), (3, 3));
     agent.stop().await;
@@ -630,9 +637,7 @@ async fn an_issuer_watching_learns_of_the_end_at_once_however_long_the_progress_
         })
         .await
         .expect("cancel");
-    let end = tokio::time::timeout(TIMEOUT, end_seen(&mut progress))
-        .await
-        .unwrap_or_else(|_| panic!("no end within {TIMEOUT:?}\n{}", broker.log_tail()));
+    let end = end_seen(&mut progress, &broker).await;
     assert_eq!(end.state, v1::WorkloadState::Cancelled as i32, "{end:?}");
 }
 
