@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use wasmgrid_proto::AgentVersion;
+use wasmgrid_runtime::Compiler;
 
 /// The broker's settings.
 #[derive(Clone, Debug)]
@@ -77,6 +78,12 @@ pub struct BrokerConfig {
     /// install script and in the message to outdated agents; `None` when it
     /// cannot be told (the broker listens on every address).
     pub public_url: Option<String>,
+    /// The compiler of reducers. A reducer runs once per workload, over
+    /// outputs that are mostly small, so its compile is most of its cost:
+    /// [`Compiler::Baseline`] (Winch) compiles in a sixth of Cranelift's CPU.
+    /// A reducer's fuel is a limit only, never billed, so Winch's own fuel
+    /// rules change no bill. `Optimizing` suits reducers that compute a lot.
+    pub reducer_compiler: Compiler,
 }
 
 /// What replicas of one task are kept apart by. An agent is always apart
@@ -129,6 +136,7 @@ impl BrokerConfig {
             agent_dist: None,
             min_agent_version: None,
             public_url: None,
+            reducer_compiler: Compiler::Baseline,
         }
     }
 }

@@ -13,6 +13,7 @@ use wasmgrid_broker::http::{HTTP_ADDRESS_FILE, serve_http};
 use wasmgrid_broker::tls::TlsIdentity;
 use wasmgrid_broker::{ADDRESS_FILE, Broker, BrokerConfig};
 use wasmgrid_proto::AgentVersion;
+use wasmgrid_runtime::Compiler;
 
 /// mimalloc instead of the system allocator: under load the broker
 /// allocates for every message and row, and glibc's malloc took about a
@@ -192,9 +193,26 @@ struct Args {
     /// every address (0.0.0.0 or [::]).
     #[arg(long, env = "WASMGRID_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
+    /// The compiler of reducers: baseline (Winch, x86-64 only: compiles in
+    /// a sixth of the time, its code runs slower) or optimizing (Cranelift,
+    /// as for tasks), for reducers that compute a lot. A reducer's fuel is
+    /// only a limit, never billed.
+    #[arg(long, default_value = "baseline", value_parser = parse_compiler)]
+    reducer_compiler: Compiler,
     /// Log format: text or json.
     #[arg(long, env = "WASMGRID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+}
+
+/// `baseline` or `optimizing`.
+fn parse_compiler(text: &str) -> Result<Compiler, String> {
+    match text {
+        "baseline" => Ok(Compiler::Baseline),
+        "optimizing" => Ok(Compiler::Optimizing),
+        other => Err(format!(
+            "unknown compiler {other:?}: use baseline or optimizing"
+        )),
+    }
 }
 
 /// A percentage with up to two decimals, as basis points.
@@ -323,6 +341,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.trust_after = args.trust_after;
     config.spot_check_rate = args.spot_check_rate;
     config.replica_separation = args.replica_separation;
+    config.reducer_compiler = args.reducer_compiler;
     config.admin_token = args.admin_token.clone();
     config.enrolment_secret = args.enrolment_secret.clone().filter(|s| !s.is_empty());
 

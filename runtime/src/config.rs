@@ -1,5 +1,5 @@
 //! How a [`Runtime`](crate::Runtime) is set up: executor threads, memory
-//! ceiling, module cache, metering. Chosen once per process.
+//! ceiling, module cache, compiler, metering. Chosen once per process.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -39,6 +39,39 @@ pub struct RuntimeConfig {
     /// then counts its running time only, so throttling never makes it time
     /// out; its fuel and output do not change.
     pub cpu_percent: u8,
+    /// Which compiler turns modules into machine code. Tasks want
+    /// [`Compiler::Optimizing`], the default; see [`Compiler::Baseline`] for
+    /// modules that run once, briefly, and are not billed.
+    pub compiler: Compiler,
+}
+
+/// One of wasmtime's two compilers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Compiler {
+    /// Cranelift, an optimising compiler: the code runs about as fast as
+    /// native code, and compiling costs ~1.5 ms of CPU per KiB of code. Its
+    /// fuel is counted by [`METERING_VERSION`](crate::METERING_VERSION), the
+    /// rules every task is billed and compared by.
+    #[default]
+    Optimizing,
+    /// Winch, wasmtime's single-pass baseline compiler: compiling takes a
+    /// sixth of Cranelift's CPU (16 against 104 ms for the `sum-u64`
+    /// reducer), the code runs slower. For modules that run once over
+    /// little work, where the compile is most of the cost: the broker's
+    /// reducers.
+    ///
+    /// Its fuel is counted by
+    /// [`BASELINE_METERING_VERSION`](crate::BASELINE_METERING_VERSION):
+    /// Winch charges bulk memory operations and `memory.grow` their fixed
+    /// cost only, not per byte or page, so the same run counts less fuel
+    /// than under Cranelift (and the virtual clocks, which tick with fuel,
+    /// read less). Outputs are otherwise the same, NaN bit patterns
+    /// included. Nothing billed or compared by replicas may run on it.
+    ///
+    /// Winch compiles for x86-64 only. Elsewhere, on a CPU it cannot
+    /// compile for, and for a module it cannot compile (one using a wasm
+    /// feature Winch lacks), the runtime compiles with Cranelift instead.
+    Baseline,
 }
 
 impl Default for RuntimeConfig {
@@ -52,6 +85,7 @@ impl Default for RuntimeConfig {
             pooling: true,
             fuel_metering: true,
             cpu_percent: 100,
+            compiler: Compiler::Optimizing,
         }
     }
 }

@@ -1,10 +1,12 @@
-//! The wasmtime engines, one per stack size class, all configured for
-//! determinism and metering, and the epoch ticker that paces unmetered
-//! tasks (metered ones yield on fuel instead: see `sandbox`).
+//! The wasmtime engines, one per stack size class and compiler, all
+//! configured for determinism and metering, and the epoch ticker that paces
+//! unmetered tasks (metered ones yield on fuel instead: see `sandbox`).
 //!
 //! wasmtime fixes the wasm stack limit per engine, so each stack class
 //! ([`Limits::stack_class`](crate::Limits)) gets its own engine, created on
-//! first use; at most eight classes exist (64 KiB … 8 MiB).
+//! first use; at most eight classes exist (64 KiB … 8 MiB). Cranelift's
+//! engine of a class is the authority on what runs: it checks modules, and
+//! compiles whatever the baseline engine (Winch, when configured) cannot.
 
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -16,13 +18,14 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, OperatorCost, PoolingAllocationConfig,
+    Strategy,
 };
 
 use crate::command_shape::ProvidedImports;
 use crate::limiter::MAX_TABLE_ELEMENTS;
-use crate::outcome::METERING_VERSION;
+use crate::outcome::{BASELINE_METERING_VERSION, METERING_VERSION};
 use crate::wasi::{self, TaskState};
-use crate::{RuntimeConfig, RuntimeError};
+use crate::{Compiler, RuntimeConfig, RuntimeError};
 
 /// How often the epoch advances, when tasks are not metered: an unmetered
 /// task yields at each tick, so its wall-time limit is enforced to within
@@ -33,11 +36,14 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// default): growing memory makes the host map and later zero pages.
 const MEMORY_GROW_FUEL_PER_PAGE: u8 = 64;
 
-/// An engine for one stack class, with the WASI linker built for it.
+/// An engine for one stack class and compiler, with the WASI linker built
+/// for it.
 pub(crate) struct EngineClass {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<TaskState>,
     pub(crate) stack_bytes: usize,
+    /// The fuel rules of the code this engine compiles.
+    pub(crate) metering_version: &'static str,
     /// What `linker` defines, with types: a module's imports are checked
     /// against it without compiling the module.
     pub(crate) imports: ProvidedImports,
@@ -46,10 +52,15 @@ pub(crate) struct EngineClass {
     pub(crate) fingerprint: String,
 }
 
+/// An engine's stack size and compiler.
+type ClassKey = (usize, Compiler);
+
 /// All engines of a runtime.
 pub(crate) struct Engines {
     config: RuntimeConfig,
-    classes: Mutex<HashMap<usize, Arc<EngineClass>>>,
+    /// By stack class and compiler; `None` where wasmtime refused the
+    /// baseline compiler's engine.
+    classes: Mutex<HashMap<ClassKey, Option<Arc<EngineClass>>>>,
     /// Only without fuel metering: metered tasks yield on fuel.
     ticker: Option<EpochTicker>,
 }
@@ -68,32 +79,94 @@ impl Engines {
         })
     }
 
-    /// The engine for `stack_bytes` (a power of two), created on first use.
+    /// Cranelift's engine for `stack_bytes` (a power of two), created on
+    /// first use: the one that checks modules, and compiles them unless
+    /// [`Engines::baseline`] does.
     pub(crate) fn class(&self, stack_bytes: usize) -> Result<Arc<EngineClass>, RuntimeError> {
+        self.engine_for(stack_bytes, Compiler::Optimizing)?
+            .ok_or_else(|| RuntimeError::Engine("Cranelift's engine could not be created".into()))
+    }
+
+    /// Winch's engine for `stack_bytes`, when the runtime is configured for
+    /// [`Compiler::Baseline`] and Winch can compile for this machine; else
+    /// `None`, and Cranelift compiles.
+    pub(crate) fn baseline(&self, stack_bytes: usize) -> Option<Arc<EngineClass>> {
+        if self.config.compiler != Compiler::Baseline || !BASELINE_AVAILABLE {
+            return None;
+        }
+        match self.engine_for(stack_bytes, Compiler::Baseline) {
+            Ok(class) => class,
+            Err(error) => {
+                tracing::warn!(%error, "the baseline compiler is unavailable; Cranelift compiles");
+                None
+            }
+        }
+    }
+
+    /// The engine of `compiler` for `stack_bytes`, created on first use;
+    /// `None` if the baseline compiler's was refused before.
+    fn engine_for(
+        &self,
+        stack_bytes: usize,
+        compiler: Compiler,
+    ) -> Result<Option<Arc<EngineClass>>, RuntimeError> {
         let mut classes = self.classes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(class) = classes.get(&stack_bytes) {
-            return Ok(Arc::clone(class));
+        if let Some(class) = classes.get(&(stack_bytes, compiler)) {
+            return Ok(class.clone());
         }
-        let engine = build_engine(&self.config, stack_bytes)?;
-        let mut linker = Linker::new(&engine);
-        wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let class = Arc::new(EngineClass {
-            imports: ProvidedImports::of(&engine, &linker),
-            fingerprint: fingerprint(&engine),
-            engine: engine.clone(),
-            linker,
-            stack_bytes,
-        });
+        let class = match new_class(&self.config, stack_bytes, compiler) {
+            Ok(class) => Arc::new(class),
+            Err(error) => {
+                // Not tried again (nor logged again): Winch refuses the same
+                // settings on the same machine every time.
+                if compiler == Compiler::Baseline {
+                    classes.insert((stack_bytes, compiler), None);
+                }
+                return Err(error);
+            }
+        };
         if let Some(ticker) = &self.ticker {
-            ticker.tick(engine);
+            ticker.tick(class.engine.clone());
         }
-        classes.insert(stack_bytes, Arc::clone(&class));
-        Ok(class)
+        classes.insert((stack_bytes, compiler), Some(Arc::clone(&class)));
+        Ok(Some(class))
     }
 }
 
-fn build_engine(config: &RuntimeConfig, stack_bytes: usize) -> Result<Engine, RuntimeError> {
+fn new_class(
+    config: &RuntimeConfig,
+    stack_bytes: usize,
+    compiler: Compiler,
+) -> Result<EngineClass, RuntimeError> {
+    let engine = build_engine(config, stack_bytes, compiler)?;
+    let mut linker = Linker::new(&engine);
+    wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+    let metering_version = match compiler {
+        Compiler::Optimizing => METERING_VERSION,
+        Compiler::Baseline => BASELINE_METERING_VERSION,
+    };
+    Ok(EngineClass {
+        imports: ProvidedImports::of(&engine, &linker),
+        fingerprint: fingerprint(&engine, metering_version),
+        engine,
+        linker,
+        stack_bytes,
+        metering_version,
+    })
+}
+
+/// Winch compiles for x86-64 only (its aarch64 backend is unfinished).
+const BASELINE_AVAILABLE: bool = cfg!(target_arch = "x86_64");
+
+fn build_engine(
+    config: &RuntimeConfig,
+    stack_bytes: usize,
+    compiler: Compiler,
+) -> Result<Engine, RuntimeError> {
     let mut wasm = base_config(config, stack_bytes);
+    if compiler == Compiler::Baseline {
+        wasm.strategy(Strategy::Winch);
+    }
     if config.pooling {
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
         match Engine::new(&wasm) {
@@ -121,7 +194,7 @@ fn base_config(config: &RuntimeConfig, stack_bytes: usize) -> Config {
         // by the task thread): the wasm stack plus room for host calls.
         .async_stack_size(stack_bytes + (1 << 20))
         // NaN bit patterns are the one non-determinism of scalar and SIMD
-        // float arithmetic across CPUs.
+        // float arithmetic across CPUs. (Winch honours the flag too.)
         .cranelift_nan_canonicalization(true)
         .wasm_relaxed_simd(false)
         .wasm_memory64(false)
@@ -153,8 +226,9 @@ fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
     pool
 }
 
-/// A stable digest of what makes compiled code compatible with an engine.
-fn fingerprint(engine: &Engine) -> String {
+/// A stable digest of what makes compiled code compatible with an engine:
+/// its settings (the compiler among them) and the fuel rules of its code.
+fn fingerprint(engine: &Engine, metering_version: &str) -> String {
     struct ShaHasher(Sha256);
     impl Hasher for ShaHasher {
         fn finish(&self) -> u64 {
@@ -166,7 +240,7 @@ fn fingerprint(engine: &Engine) -> String {
     }
     let mut hasher = ShaHasher(Sha256::new());
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
-    hasher.write(METERING_VERSION.as_bytes());
+    hasher.write(metering_version.as_bytes());
     hex::encode(&hasher.0.finalize()[..16])
 }
 

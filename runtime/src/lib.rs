@@ -7,7 +7,8 @@
 //! [`Status`], stdout, stderr and [`Usage`]. Inside the sandbox a task has
 //! stdin, stdout, stderr, virtual clocks and seeded randomness; no files,
 //! environment, network or threads. The same module, input and seed give the
-//! same output and the same `fuel_consumed` on every machine.
+//! same output and the same `fuel_consumed` on every machine, for one
+//! [`Compiler`].
 //!
 //! ```no_run
 //! # async fn demo(wasm: Vec<u8>) -> Result<(), wasmgrid_runtime::RuntimeError> {
@@ -26,8 +27,8 @@
 //! - `runtime`: [`Runtime`], the entry point: checks limits, dispatches.
 //! - `limits`, `outcome`, `config`: the types in and out.
 //! - `module_hash`: [`ModuleHash`] and [`TaskModule`], modules by sha256.
-//! - `engine`: wasmtime engines per stack class and the epoch ticker (for
-//!   unmetered runs only).
+//! - `engine`: wasmtime engines per stack class and compiler, and the epoch
+//!   ticker (for unmetered runs only).
 //! - `module_cache`: compile once, in memory; `artifact_dir`: on disk.
 //! - `module_check`: whether a module can run, short of compiling it;
 //!   `command_shape`: what makes a valid module a runnable task.
@@ -57,9 +58,9 @@ mod runtime;
 mod sandbox;
 mod wasi;
 
-pub use config::RuntimeConfig;
+pub use config::{Compiler, RuntimeConfig};
 pub use error::RuntimeError;
 pub use limits::{Limits, MAX_STACK_BYTES, MIN_STACK_BYTES};
 pub use module_hash::{ModuleHash, TaskModule};
-pub use outcome::{METERING_VERSION, Outcome, Status, Usage};
+pub use outcome::{BASELINE_METERING_VERSION, METERING_VERSION, Outcome, Status, Usage};
 pub use runtime::{MAX_FUEL, Runtime};

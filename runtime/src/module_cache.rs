@@ -1,7 +1,9 @@
 //! Compiled modules, cached by (stack class, module sha256): compiled once,
 //! even when many tasks of the same workload arrive at once, and kept in
 //! memory up to a count (least recently used dropped), optionally backed by
-//! an [`ArtifactDir`] on disk.
+//! an [`ArtifactDir`] on disk. A module is checked by Cranelift's engine,
+//! then compiled by the baseline engine if there is one, by Cranelift's if
+//! not or if the baseline compiler fails on it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -17,6 +19,8 @@ use crate::wasi::TaskState;
 /// A module ready to instantiate: compiled, checked and linked.
 pub(crate) struct Prepared {
     pub(crate) instance_pre: InstancePre<TaskState>,
+    /// The engine that compiled it, which its runs use.
+    pub(crate) class: Arc<EngineClass>,
 }
 
 /// A prepared module, or why the module cannot run (an `InvalidModule`
@@ -45,8 +49,14 @@ impl ModuleCache {
         }
     }
 
-    /// The prepared module, compiling it (once) if needed.
-    pub(crate) fn get(&self, class: &EngineClass, module: &TaskModule) -> Preparation {
+    /// The prepared module, compiling it (once) if needed: checked by
+    /// `class` (Cranelift's engine), compiled by `baseline` if given.
+    pub(crate) fn get(
+        &self,
+        class: &Arc<EngineClass>,
+        baseline: Option<&Arc<EngineClass>>,
+        module: &TaskModule,
+    ) -> Preparation {
         let cell = {
             let mut guard = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             let (entries, clock) = &mut *guard;
@@ -62,7 +72,8 @@ impl ModuleCache {
             entry.last_used = *clock;
             Arc::clone(&entry.cell)
         };
-        cell.get_or_init(|| self.prepare(class, module)).clone()
+        cell.get_or_init(|| self.prepare(class, baseline, module))
+            .clone()
     }
 
     /// True if the module is compiled and in memory for this class.
@@ -74,14 +85,38 @@ impl ModuleCache {
             .is_some_and(|entry| entry.cell.get().is_some())
     }
 
-    fn prepare(&self, class: &EngineClass, module: &TaskModule) -> Preparation {
+    fn prepare(
+        &self,
+        class: &Arc<EngineClass>,
+        baseline: Option<&Arc<EngineClass>>,
+        module: &TaskModule,
+    ) -> Preparation {
         module_check::check(class, module.bytes())?;
+        if let Some(baseline) = baseline {
+            match self.compile_and_link(baseline, module) {
+                Ok(prepared) => return Ok(prepared),
+                // Valid for Cranelift, so a wasm feature or an
+                // implementation limit of Winch's.
+                Err(error) => tracing::info!(
+                    module = %module.hash(),
+                    %error,
+                    "the baseline compiler cannot compile this module; Cranelift compiles it"
+                ),
+            }
+        }
+        self.compile_and_link(class, module)
+    }
+
+    fn compile_and_link(&self, class: &Arc<EngineClass>, module: &TaskModule) -> Preparation {
         let compiled = self.compile(class, module)?;
         let instance_pre = class
             .linker
             .instantiate_pre(&compiled)
             .map_err(|e| format!("{e:#}"))?;
-        Ok(Arc::new(Prepared { instance_pre }))
+        Ok(Arc::new(Prepared {
+            instance_pre,
+            class: Arc::clone(class),
+        }))
     }
 
     fn compile(&self, class: &EngineClass, module: &TaskModule) -> Result<Module, String> {

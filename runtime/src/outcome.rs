@@ -105,3 +105,10 @@ pub struct Outcome {
 /// string, so that replicas metered under different rules are never compared.
 pub const METERING_VERSION: &str =
     "wasmgrid-fuel/1 wasmtime=48.0.8 ops=default+grow64/page host=50/call+1/byte";
+
+/// The fuel rules of a module compiled with
+/// [`Compiler::Baseline`](crate::Compiler::Baseline): the same operator and
+/// host-call costs, but bulk memory operations and `memory.grow` at their
+/// fixed cost only (Winch charges nothing per byte or page).
+pub const BASELINE_METERING_VERSION: &str =
+    "wasmgrid-fuel/1 wasmtime=48.0.8 winch ops=default-flat-bulk+grow0/page host=50/call+1/byte";

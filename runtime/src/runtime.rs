@@ -66,7 +66,10 @@ impl Runtime {
         &self.inner.config
     }
 
-    /// The fuel rules this runtime meters by (see [`METERING_VERSION`]).
+    /// The fuel rules tasks are metered by (see [`METERING_VERSION`]): those
+    /// of [`Compiler::Optimizing`](crate::Compiler). A module compiled with
+    /// the baseline compiler says so in its outcome's
+    /// [`Usage::metering_version`].
     pub fn metering_version(&self) -> &'static str {
         METERING_VERSION
     }
@@ -126,7 +129,11 @@ impl Runtime {
                 // Runnable: its runs end in `MemoryLimit`, as `run` says.
                 return Ok(());
             }
-            inner.modules.get(class, module).map(|_| ())
+            let baseline = inner.engines.baseline(class.stack_bytes);
+            inner
+                .modules
+                .get(class, baseline.as_ref(), module)
+                .map(|_| ())
         })
         .await
     }
@@ -137,7 +144,7 @@ impl Runtime {
         &self,
         module: &TaskModule,
         limits: &Limits,
-        job: fn(&Inner, &EngineClass, &TaskModule, &Limits) -> Result<(), String>,
+        job: fn(&Inner, &Arc<EngineClass>, &TaskModule, &Limits) -> Result<(), String>,
     ) -> Result<(), RuntimeError> {
         let (done, finished) = oneshot::channel();
         let inner = Arc::clone(&self.inner);
@@ -239,15 +246,9 @@ impl Inner {
                 },
             });
         }
-        match self.modules.get(&class, module) {
-            Ok(prepared) => Ok(sandbox::run(
-                &class,
-                &prepared,
-                &self.config,
-                input,
-                limits,
-                seed,
-            )),
+        let baseline = self.engines.baseline(class.stack_bytes);
+        match self.modules.get(&class, baseline.as_ref(), module) {
+            Ok(prepared) => Ok(sandbox::run(&prepared, &self.config, input, limits, seed)),
             Err(reason) => Ok(Outcome {
                 status: Status::InvalidModule(reason),
                 output: Vec::new(),

@@ -21,10 +21,9 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap};
 
-use crate::engine::EngineClass;
 use crate::limiter::{MemoryCap, MemoryCapExceeded};
 use crate::module_cache::Prepared;
-use crate::outcome::{METERING_VERSION, Outcome, Status, Usage};
+use crate::outcome::{Outcome, Status, Usage};
 use crate::wasi::{OutputCapExceeded, ProcExit, TaskState};
 use crate::{Limits, RuntimeConfig};
 
@@ -41,7 +40,6 @@ pub(crate) const FUEL_PER_SLICE: u64 = 2_000_000;
 
 /// One task's run. `metering` is the runtime's fuel setting.
 pub(crate) fn run(
-    class: &EngineClass,
     prepared: &Prepared,
     config: &RuntimeConfig,
     input: Vec<u8>,
@@ -56,7 +54,7 @@ pub(crate) fn run(
         seed,
         MemoryCap::new(limits.memory_bytes),
     );
-    let mut store = Store::new(&class.engine, state);
+    let mut store = Store::new(&prepared.class.engine, state);
     store.limiter(|state| &mut state.limiter);
     if config.fuel_metering {
         // Fails only for an engine without fuel, which this config rules
@@ -114,7 +112,7 @@ pub(crate) fn run(
             peak_memory_bytes: state.limiter.peak.max(memory_now),
             wall_time: started.elapsed(),
             output_bytes: state.stdout.len() as u64,
-            metering_version: METERING_VERSION,
+            metering_version: prepared.class.metering_version,
         },
         output: state.stdout,
         stderr: state.stderr,

@@ -132,6 +132,7 @@ impl Broker {
             // Reducers the broker compiled, kept across workloads and
             // restarts: one reducer (`sum-u64`) serves many workloads.
             cache_dir: Some(config.data_dir.join(COMPILED_DIR)),
+            compiler: config.reducer_compiler,
             ..RuntimeConfig::default()
         })?;
         let broker = Arc::new(Broker {

@@ -2,6 +2,7 @@
 //! task, every hostile module, determinism, isolation, the module cache and
 //! concurrency. One test binary, one module per concern.
 
+mod baseline;
 mod cache;
 mod concurrency;
 mod determinism;
