@@ -9,6 +9,15 @@
 //! that fails rolls back to its savepoint and changes nothing; a commit that
 //! fails (a full or failing disk) fails every call of the batch.
 //!
+//! One kind of call may be forgotten by a crash of the machine (not of the
+//! broker): granting leases ([`GroupCommit::run_forgettable`]). A batch of
+//! such calls only commits (`synchronous = NORMAL`: written to the WAL, not
+//! synced); the next synced commit syncs it too, because the WAL is one
+//! file written in order, so a machine crash can only lose the newest
+//! commits, never one before a commit that was synced. A lost lease costs
+//! its run: the agent's report of it is refused, and the task is offered
+//! again, as it is when its agent dies.
+//!
 //! Each call may bring a scheduler change. The writer applies them after the
 //! commit, in commit order, under the scheduler lock, so the in-memory state
 //! follows the store in the order the store changed, while the lock is never
@@ -53,6 +62,9 @@ trait Call: Send {
     /// Answers the call: with its outcome once its batch committed (with
     /// the scheduler to apply its change to), or with why the batch failed.
     fn finish(self: Box<Self>, committed: Result<&mut Scheduler, BrokerError>);
+
+    /// Whether the call's commit must be synced before it is answered.
+    fn must_sync(&self) -> bool;
 }
 
 type Job = Box<dyn Call>;
@@ -63,6 +75,7 @@ struct Queued<T, F> {
     changes: F,
     outcome: Option<BrokerResult<Then<T>>>,
     answer: oneshot::Sender<BrokerResult<T>>,
+    must_sync: bool,
 }
 
 impl<T, F> Call for Queued<T, F>
@@ -100,6 +113,10 @@ where
         // The caller may have gone (its client hung up): the change
         // stands all the same, as with any commit.
         let _ = self.answer.send(result);
+    }
+
+    fn must_sync(&self) -> bool {
+        self.must_sync
     }
 }
 
@@ -175,11 +192,31 @@ impl GroupCommit {
         T: Send + 'static,
         F: FnMut(&Connection) -> BrokerResult<Then<T>> + Send + 'static,
     {
+        self.queue(changes, true).await
+    }
+
+    /// [`GroupCommit::run`] for changes a crash of the machine may forget
+    /// (granting leases: see the module's doc). Answered once committed; a
+    /// batch of such calls alone is not synced.
+    pub(crate) async fn run_forgettable<T, F>(&self, changes: F) -> BrokerResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> BrokerResult<Then<T>> + Send + 'static,
+    {
+        self.queue(changes, false).await
+    }
+
+    async fn queue<T, F>(&self, changes: F, must_sync: bool) -> BrokerResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> BrokerResult<Then<T>> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(Queued {
             changes,
             outcome: None,
             answer,
+            must_sync,
         });
         self.jobs.send(job).await.map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
@@ -201,6 +238,7 @@ fn write_batches(
     metrics: &CommitMetrics,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut syncing = Syncing::default();
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -211,7 +249,13 @@ fn write_batches(
         }
         let started = std::time::Instant::now();
         let calls = batch.len();
-        match run_batch(conn, &mut batch) {
+        let must_sync = batch.iter().any(|call| call.must_sync());
+        let ready = match syncing.set(conn, must_sync) {
+            // A forgettable batch may as well be synced.
+            Err(error) if must_sync => Err(error),
+            _ => Ok(()),
+        };
+        match ready.and_then(|()| run_batch(conn, &mut batch)) {
             Ok(()) => {
                 metrics.batch_calls.observe(calls as f64);
                 metrics
@@ -232,6 +276,38 @@ fn write_batches(
         }
         if restarts.take() {
             restart_wal(conn);
+        }
+    }
+}
+
+/// Whether the writer's commits are synced (`synchronous = FULL`) or only
+/// written (`NORMAL`), set before each batch's `BEGIN`.
+#[derive(Default)]
+struct Syncing {
+    /// `None` until set; unknown again after a failed change.
+    synced: Option<bool>,
+}
+
+impl Syncing {
+    fn set(&mut self, conn: &Connection, synced: bool) -> rusqlite::Result<()> {
+        if self.synced == Some(synced) {
+            return Ok(());
+        }
+        let pragma = if synced {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        match conn.execute_batch(pragma) {
+            Ok(()) => {
+                self.synced = Some(synced);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, pragma, "cannot set the store's sync mode");
+                self.synced = None;
+                Err(error)
+            }
         }
     }
 }
@@ -496,6 +572,61 @@ mod tests {
             outcomes.push((outcome, runs.load(Ordering::SeqCst)));
         }
         (dir, outcomes)
+    }
+
+    /// The writer's `synchronous` setting, as a call sees it: 1 is
+    /// `NORMAL` (committed, not synced), 2 is `FULL`.
+    fn sync_mode(conn: &Connection) -> BrokerResult<Then<i64>> {
+        let mode: i64 = conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
+        Ok(unchanged(mode))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_a_batch_of_forgettable_calls_is_committed_without_a_sync() {
+        let (_dir, commits) = writer();
+        let commits = Arc::new(commits);
+        assert_eq!(commits.run_forgettable(sync_mode).await.ok(), Some(1));
+        assert_eq!(commits.run(sync_mode).await.ok(), Some(2));
+        assert_eq!(commits.run_forgettable(sync_mode).await.ok(), Some(1));
+        // A forgettable call in a batch with one that must be synced is
+        // synced with it: the writer is held until both are queued.
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = {
+            let commits = Arc::clone(&commits);
+            let entered = Arc::clone(&entered);
+            tokio::spawn(async move {
+                commits
+                    .run(move |_| {
+                        entered.store(true, Ordering::SeqCst);
+                        let _ = gate.lock().expect("test setup").recv();
+                        Ok(unchanged(()))
+                    })
+                    .await
+            })
+        };
+        wait_until("the writer holds", || entered.load(Ordering::SeqCst)).await;
+        let forgettable = {
+            let commits = Arc::clone(&commits);
+            tokio::spawn(async move { commits.run_forgettable(sync_mode).await })
+        };
+        wait_until("the call is queued", || {
+            commits.jobs.capacity() == QUEUE - 1
+        })
+        .await;
+        let synced = {
+            let commits = Arc::clone(&commits);
+            tokio::spawn(async move { commits.run(sync_mode).await })
+        };
+        wait_until("the call is queued", || {
+            commits.jobs.capacity() == QUEUE - 2
+        })
+        .await;
+        release.send(()).expect("the holding call waits");
+        held.await.expect("test setup").expect("test setup");
+        assert_eq!(forgettable.await.expect("test setup").ok(), Some(2));
+        assert_eq!(synced.await.expect("test setup").ok(), Some(2));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

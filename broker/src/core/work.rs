@@ -174,7 +174,9 @@ impl Broker {
         let agent = agent_id.to_owned();
         let committed = self
             .commits
-            .run(move |conn| insert_leases(conn, &agent, &taken, now, deadline))
+            // A machine crash may forget a lease, which costs only its run
+            // (see `group_commit`): its commit is not synced on its own.
+            .run_forgettable(move |conn| insert_leases(conn, &agent, &taken, now, deadline))
             .await;
         match committed {
             Ok((granted, gone)) => {
