@@ -95,6 +95,21 @@ fn cpu_model() -> Option<String> {
         .map(|(_, model)| model.trim().to_owned())
 }
 
+/// Writes the machine's dirty pages out (`sync`) and waits for the disk,
+/// so that a round does not share it with the writeback of what was
+/// written before (a build just made, an earlier round's files): the kernel
+/// writes dirty pages back some 30 s late, and a platform round's synced
+/// commits would wait behind them, where a native round, which writes
+/// nothing, would not. Warns and goes on if `sync` cannot run; off Unix it
+/// does nothing.
+pub fn write_back_dirty_pages() {
+    if cfg!(unix)
+        && let Err(error) = std::process::Command::new("sync").status()
+    {
+        eprintln!("warning: cannot run sync ({error}): rounds may share the disk with writeback");
+    }
+}
+
 /// Busy and total CPU time of the whole machine since boot, all cores, in
 /// the kernel's clock ticks (the `cpu` line of `/proc/stat`); `None` off
 /// Linux. Steal counts as busy: the hypervisor gave the time to others.

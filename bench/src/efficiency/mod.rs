@@ -40,7 +40,7 @@ pub use self::grid::build_release_agent;
 use self::native::NativeRun;
 use self::platform::PlatformRun;
 pub use self::report::EfficiencyReport;
-use crate::machine::Machine;
+use crate::machine::{self, Machine};
 use crate::release_build;
 
 /// π(10^k) for k = 0..=12, to check the totals without a reference run.
@@ -258,6 +258,7 @@ pub fn run(plan: &EfficiencyPlan) -> Result<EfficiencyReport> {
             job.ranges.len(),
             plan.slots
         );
+        machine::write_back_dirty_pages();
         let native = native::run(&job.ranges, plan.slots)?;
         if native.total != expected.total {
             bail!(
@@ -278,6 +279,7 @@ pub fn run(plan: &EfficiencyPlan) -> Result<EfficiencyReport> {
             plan.slots,
             job.ranges.len()
         );
+        machine::write_back_dirty_pages();
         let platform = platform::run(&runtime, plan, &job, round)?;
         if platform.total != expected.total || platform.task_total != expected.total {
             bail!(

@@ -109,8 +109,9 @@ impl EfficiencyReport {
         );
         let _ = writeln!(
             out,
-            "rounds: {}; medians reported. \"others\": share of the machine's CPU that other \
-             processes took (figures are only comparable when it is near 0)",
+            "rounds: {}, each after a `sync` (the disk quiet); medians reported. \"others\": \
+             share of the machine's CPU that other processes took (figures are only comparable \
+             when it is near 0)",
             self.round_order().join(", ")
         );
     }
