@@ -21,15 +21,6 @@ pub const DEFAULT_MEMORY_BYTES: u64 = 512 << 20;
 /// paid; short enough for a shutdown or a reboot to not hang.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Tasks leased ahead when the volunteer does not say: one, so that when a
-/// slot frees up its next task is already there, instead of the slot idling
-/// through a `RequestWork` and an `AcceptOffers` (a synced commit on the
-/// broker) each time: 12 % of a 2-slot agent's time with tasks of ~70 ms
-/// (docs/performance.md, "Platform efficiency"). More than one per agent
-/// helps only with many slots and very short tasks, and each task held
-/// waits a task's time before it starts.
-pub const DEFAULT_WORK_BUFFER: usize = 1;
-
 /// Smallest memory an agent can give: one wasm page. Below this no task fits.
 pub const MIN_MEMORY_BYTES: u64 = 64 << 10;
 
@@ -54,8 +45,9 @@ pub struct AgentConfig {
     /// Tasks leased beyond the slots, waiting for one to free up (BOINC's
     /// work buffer, counted in tasks). Their leases are kept alive by
     /// heartbeat like running ones; their memory is taken from
-    /// `memory_bytes` only when they start.
-    pub work_buffer: usize,
+    /// `memory_bytes` only when they start. `None`: one per slot (see
+    /// [`AgentConfig::work_buffer_tasks`]).
+    pub work_buffer: Option<usize>,
     /// Name shown to the broker's operator.
     pub name: String,
     /// Who runs the machine (free text, e.g. an e-mail), sent when the agent
@@ -101,9 +93,22 @@ impl fmt::Debug for AgentConfig {
 }
 
 impl AgentConfig {
+    /// Tasks leased ahead of a free slot: [`AgentConfig::work_buffer`], by
+    /// default one per slot. So when a slot frees up its next task is
+    /// already there, instead of the slot idling through a `RequestWork`
+    /// and an `AcceptOffers` (12 % of a 2-slot agent's time with tasks of
+    /// ~70 ms, docs/performance.md, "Platform efficiency"); and one per
+    /// slot, not one per agent, because slots often free up together (2 %
+    /// of the same agent's time with tasks of 16 ms, measured against one
+    /// per agent). A held task waits for one running task at most, as with
+    /// a buffer of one.
+    pub fn work_buffer_tasks(&self) -> usize {
+        self.work_buffer.unwrap_or(self.slots)
+    }
+
     /// A configuration with the defaults: [`DEFAULT_MEMORY_BYTES`], one slot
-    /// per core, the host name, no owner, [`DEFAULT_STOP_TIMEOUT`],
-    /// [`BestReturn`], any rate.
+    /// per core and one task leased ahead per slot, the host name, no owner,
+    /// [`DEFAULT_STOP_TIMEOUT`], [`BestReturn`], any rate.
     pub fn new(broker: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
         AgentConfig {
             broker: broker.into(),
@@ -111,7 +116,7 @@ impl AgentConfig {
             state_dir: state_dir.into(),
             memory_bytes: DEFAULT_MEMORY_BYTES,
             slots: default_slots(),
-            work_buffer: DEFAULT_WORK_BUFFER,
+            work_buffer: None,
             name: default_name(),
             owner: String::new(),
             enrolment_secret: String::new(),

@@ -98,8 +98,8 @@ use std::future::Future;
 
 pub use backoff::{Backoff, BackoffConfig, INITIAL_BACKOFF, MAX_BACKOFF};
 pub use config::{
-    AgentConfig, DEFAULT_MEMORY_BYTES, DEFAULT_STOP_TIMEOUT, DEFAULT_WORK_BUFFER, MIN_MEMORY_BYTES,
-    default_name, default_slots, default_state_dir,
+    AgentConfig, DEFAULT_MEMORY_BYTES, DEFAULT_STOP_TIMEOUT, MIN_MEMORY_BYTES, default_name,
+    default_slots, default_state_dir,
 };
 pub use counters::AgentSummary;
 pub use earnings::{EarningsError, EarningsReport, fetch_earnings};

@@ -172,10 +172,11 @@ struct RunArgs {
 
     /// Tasks leased ahead of a free slot (a work buffer), so that a slot
     /// that frees up starts its next task at once instead of asking the
-    /// broker first. A task held waits up to one task's time before it
-    /// runs; 0 leases a task only when a slot is free.
-    #[arg(long, default_value_t = wasmgrid_agent::DEFAULT_WORK_BUFFER, value_name = "N")]
-    work_buffer: usize,
+    /// broker first [default: one per slot]. A task held waits up to one
+    /// task's time before it runs (more than one per slot: longer); 0
+    /// leases a task only when a slot is free.
+    #[arg(long, value_name = "N")]
+    work_buffer: Option<usize>,
 
     /// Where the agent keeps its identity, downloaded modules and results not
     /// yet acknowledged by the broker (so none is lost by a restart).
@@ -316,7 +317,7 @@ fn apply_config_file(args: &mut RunArgs, matches: &ArgMatches) -> anyhow::Result
         args.slots = Some(slots);
     }
     if let Some(work_buffer) = file.work_buffer.filter(|_| unset("work_buffer")) {
-        args.work_buffer = work_buffer;
+        args.work_buffer = Some(work_buffer);
     }
     if let Some(percent) = file.cpu_percent.filter(|_| unset("cpu_percent")) {
         if !(1..=100).contains(&percent) {

@@ -264,11 +264,12 @@ fn total_capacity(config: &AgentConfig) -> Capacity {
 /// only [`total_capacity`]: a buffered task takes its memory when it starts.
 fn lease_capacity(config: &AgentConfig) -> Capacity {
     let per_slot = config.memory_bytes / config.slots.max(1) as u64;
+    let buffer = config.work_buffer_tasks();
     Capacity {
-        slots: config.slots.saturating_add(config.work_buffer),
+        slots: config.slots.saturating_add(buffer),
         memory_bytes: config
             .memory_bytes
-            .saturating_add(per_slot.saturating_mul(config.work_buffer as u64)),
+            .saturating_add(per_slot.saturating_mul(buffer as u64)),
     }
 }
 

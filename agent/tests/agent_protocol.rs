@@ -433,7 +433,7 @@ async fn the_work_buffer_holds_one_task_ahead_of_a_busy_slot() {
     let state = tempfile::tempdir().expect("tempdir");
     let mut config = config(&broker.url(), state.path());
     config.slots = 1;
-    config.work_buffer = 1;
+    config.work_buffer = Some(1);
     config.stop_timeout = Duration::from_millis(200);
 
     let agent = RunningAgent::start(config);

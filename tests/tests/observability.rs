@@ -157,18 +157,21 @@ async fn metrics_move_with_the_work_and_logs_carry_the_task_ids() {
     }
 
     // The broker's lines carry the spans of the gRPC call they happened in:
-    // the workload ended in an Aggregate span under the last ReportResult,
-    // named with the agent and the lease.
+    // the workload ended in an Aggregate span under the call of the last
+    // report, named with the agent and the lease (`ReportResult`) or the
+    // number of reports (`ReportResults`, when slots finished together).
     let log = std::fs::read_to_string(&broker.log).expect("broker log");
     let finished = log
         .lines()
         .find(|line| line.contains("workload finished"))
         .unwrap_or_else(|| panic!("no 'workload finished' line:\n{log}"));
+    let under_a_report = (finished.contains(r#""name":"ReportResult""#)
+        && finished.contains(r#""lease":"l-"#))
+        || (finished.contains(r#""name":"ReportResults""#) && finished.contains(r#""reports":"#));
     assert!(
         finished.contains(r#""name":"Aggregate""#)
-            && finished.contains(r#""name":"ReportResult""#)
+            && under_a_report
             && finished.contains(r#""agent":"a-"#)
-            && finished.contains(r#""lease":"l-"#)
             && finished.contains(&format!(r#""workload":"{workload_id}""#)),
         "{finished}"
     );

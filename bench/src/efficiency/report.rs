@@ -242,7 +242,7 @@ impl EfficiencyReport {
             );
             let _ = writeln!(
                 out,
-                "  {} leases held Σ {} over {} from the first lease to the last report ({:.2} open on average for {} slots: the agent's work buffer holds a lease ahead, and a slot takes its next task while the last report is on its way); {} beyond the sandbox (waiting in the work buffer, accept, module fetch and compile, the report's trip and commit)",
+                "  {} leases held Σ {} over {} from the first lease to the last report ({:.2} open on average for {} slots: the agent's work buffer holds a lease ahead per slot, and a slot takes its next task while the last report is on its way); {} beyond the sandbox (waiting in the work buffer, accept, module fetch and compile, the report's trip and commit)",
                 leases.count,
                 human(leases.held),
                 human(leases.span),
