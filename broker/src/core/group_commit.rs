@@ -490,14 +490,15 @@ mod tests {
         outcomes.iter().map(|(_, runs)| *runs).collect()
     }
 
-    /// On a fresh writer, holds the writer in a call until the calls under
-    /// test are queued, so that they all run in the next batch; answers the
-    /// store's directory, and each call's outcome and how many times it ran.
-    async fn one_batch(
-        calls: &[(&'static str, Act)],
-    ) -> (tempfile::TempDir, Vec<(BrokerResult<&'static str>, usize)>) {
-        let (dir, commits) = writer();
-        let commits = &Arc::new(commits);
+    /// Holds the writer in a call until the returned sender sends (or is
+    /// dropped), so that calls queued meanwhile run in one batch; returns
+    /// once the writer holds, with the holding call's task.
+    async fn hold_writer(
+        commits: &Arc<GroupCommit>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<BrokerResult<()>>,
+    ) {
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = std::sync::Mutex::new(gate);
         let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -515,6 +516,18 @@ mod tests {
             })
         };
         wait_until("the writer holds", || entered.load(Ordering::SeqCst)).await;
+        (release, held)
+    }
+
+    /// On a fresh writer, holds the writer in a call until the calls under
+    /// test are queued, so that they all run in the next batch; answers the
+    /// store's directory, and each call's outcome and how many times it ran.
+    async fn one_batch(
+        calls: &[(&'static str, Act)],
+    ) -> (tempfile::TempDir, Vec<(BrokerResult<&'static str>, usize)>) {
+        let (dir, commits) = writer();
+        let commits = &Arc::new(commits);
+        let (release, held) = hold_writer(commits).await;
         let mut pending = Vec::new();
         for (queued, &(key, act)) in calls.iter().enumerate() {
             let runs = Arc::new(AtomicUsize::new(0));
@@ -590,23 +603,7 @@ mod tests {
         assert_eq!(commits.run_forgettable(sync_mode).await.ok(), Some(1));
         // A forgettable call in a batch with one that must be synced is
         // synced with it: the writer is held until both are queued.
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let gate = std::sync::Mutex::new(gate);
-        let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let held = {
-            let commits = Arc::clone(&commits);
-            let entered = Arc::clone(&entered);
-            tokio::spawn(async move {
-                commits
-                    .run(move |_| {
-                        entered.store(true, Ordering::SeqCst);
-                        let _ = gate.lock().expect("test setup").recv();
-                        Ok(unchanged(()))
-                    })
-                    .await
-            })
-        };
-        wait_until("the writer holds", || entered.load(Ordering::SeqCst)).await;
+        let (release, held) = hold_writer(&commits).await;
         let forgettable = {
             let commits = Arc::clone(&commits);
             tokio::spawn(async move { commits.run_forgettable(sync_mode).await })
