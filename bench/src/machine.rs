@@ -97,7 +97,8 @@ fn cpu_model() -> Option<String> {
 
 /// Writes the machine's dirty pages out (`sync`) and waits for the disk,
 /// so that a round does not share it with the writeback of what was
-/// written before (a build just made, an earlier round's files): the kernel
+/// written before (a build just made, the bench's copies of the binaries,
+/// over 100 MB for the broker, an earlier round's files): the kernel
 /// writes dirty pages back some 30 s late, and a platform round's synced
 /// commits would wait behind them, where a native round, which writes
 /// nothing, would not. Warns and goes on if `sync` cannot run; off Unix it

@@ -76,13 +76,9 @@ fn article(word: &str) -> &'static str {
 
 /// Copies the binary `from` into `work_dir` as `name` and returns the copy.
 /// Every phase or round runs the copy: a `cargo build` of someone else's
-/// change during the run cannot swap the binary between them.
-///
-/// The copy is synced before it is used. Left to the kernel, its pages
-/// (over 100 MB for the broker) would be written back some 30 s later, in
-/// the middle of a round, or of the next run's, where the disk's queue
-/// delays the broker's synced commits; the native rounds write nothing, so
-/// that delay only ever lengthened the platform's rounds.
+/// change during the run cannot swap the binary between them. The copy is
+/// left to the kernel's writeback: callers that time disk-bound work run
+/// [`crate::machine::write_back_dirty_pages`] before it.
 pub fn copy_to_work_dir(from: &Path, work_dir: &Path, name: &str) -> Result<PathBuf> {
     let to = work_dir.join(name);
     // Already there (`--broker` pointing at an earlier copy): copying a
@@ -97,9 +93,6 @@ pub fn copy_to_work_dir(from: &Path, work_dir: &Path, name: &str) -> Result<Path
     }
     std::fs::copy(from, &to)
         .with_context(|| format!("copy {} to {}", from.display(), to.display()))?;
-    std::fs::File::open(&to)
-        .and_then(|copy| copy.sync_all())
-        .with_context(|| format!("sync {}", to.display()))?;
     Ok(to)
 }
 

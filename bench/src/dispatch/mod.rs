@@ -150,6 +150,9 @@ pub fn run(plan: &DispatchPlan) -> Result<DispatchReport> {
         broker: release_build::copy_to_work_dir(&plan.broker, &plan.work_dir, "wasmgrid-broker")?,
         ..plan.clone()
     };
+    // Every phase's commits are synced: none should wait behind the
+    // writeback of the copy just made.
+    crate::machine::write_back_dirty_pages();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
