@@ -197,22 +197,11 @@ struct Args {
     /// a sixth of the time, its code runs slower) or optimizing (Cranelift,
     /// as for tasks), for reducers that compute a lot. A reducer's fuel is
     /// only a limit, never billed.
-    #[arg(long, default_value = "baseline", value_parser = parse_compiler)]
+    #[arg(long, default_value = "baseline", value_name = "COMPILER")]
     reducer_compiler: Compiler,
     /// Log format: text or json.
     #[arg(long, env = "WASMGRID_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
-}
-
-/// `baseline` or `optimizing`.
-fn parse_compiler(text: &str) -> Result<Compiler, String> {
-    match text {
-        "baseline" => Ok(Compiler::Baseline),
-        "optimizing" => Ok(Compiler::Optimizing),
-        other => Err(format!(
-            "unknown compiler {other:?}: use baseline or optimizing"
-        )),
-    }
 }
 
 /// A percentage with up to two decimals, as basis points.

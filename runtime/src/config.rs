@@ -74,6 +74,21 @@ pub enum Compiler {
     Baseline,
 }
 
+impl std::str::FromStr for Compiler {
+    type Err = String;
+
+    /// `optimizing` or `baseline`, as command-line flags spell them.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "optimizing" => Ok(Compiler::Optimizing),
+            "baseline" => Ok(Compiler::Baseline),
+            other => Err(format!(
+                "unknown compiler {other:?}: use baseline or optimizing"
+            )),
+        }
+    }
+}
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
@@ -87,5 +102,18 @@ impl Default for RuntimeConfig {
             cpu_percent: 100,
             compiler: Compiler::Optimizing,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compilers_parse_by_their_flag_names_only() {
+        assert_eq!("baseline".parse(), Ok(Compiler::Baseline));
+        assert_eq!("optimizing".parse(), Ok(Compiler::Optimizing));
+        assert!("winch".parse::<Compiler>().is_err());
+        assert!("".parse::<Compiler>().is_err());
     }
 }
