@@ -174,12 +174,12 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
     let commits = broker.commit_metrics();
     registry.register(
         "store_group_commit_calls",
-        "Agent calls committed together in one transaction (and one fsync) by the group-commit writer",
+        "Agent calls committed together in one transaction (and one fsync, unless they only grant leases) by the group-commit writer",
         commits.batch_calls.clone(),
     );
     registry.register(
         "store_group_commit_seconds",
-        "Time the group-commit writer took per batch, from BEGIN to the synced COMMIT",
+        "Time the group-commit writer took per batch, from BEGIN to the COMMIT (synced unless the batch only grants leases)",
         commits.batch_seconds.clone(),
     );
     let mut text = String::new();

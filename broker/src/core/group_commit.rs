@@ -2,7 +2,7 @@
 //! extensions, releases and expiry, last-seen times) write through one
 //! writer connection, on a thread of its own, that runs every call queued
 //! meanwhile in one transaction, each call in a savepoint of its own, and
-//! syncs them all with one fsync.
+//! syncs them all with one fsync (or none: see below).
 //!
 //! A call is answered only after the commit that holds its changes, so an
 //! acknowledged change is as durable as with a transaction per call. A call
@@ -141,7 +141,8 @@ pub(crate) struct GroupCommit {
 pub struct CommitMetrics {
     /// Calls per committed batch.
     pub batch_calls: Histogram,
-    /// Time per batch, from `BEGIN` to the synced `COMMIT`, in seconds.
+    /// Time per batch, from `BEGIN` to the `COMMIT` (synced unless the
+    /// batch only grants leases), in seconds.
     pub batch_seconds: Histogram,
 }
 

@@ -75,7 +75,8 @@ fn wait_for_lock(tries: i32) -> bool {
 }
 
 /// Opens the writer's connection to the store the pool opened (and
-/// migrated): WAL, synced commits (`synchronous=FULL`), foreign keys, lock
+/// migrated): WAL, synced commits (`synchronous=FULL`; the group commit
+/// relaxes it for batches that only grant leases), foreign keys, lock
 /// waits in short steps for as long as the pool's busy timeout, and
 /// savepoint journals in memory (every call of a batch runs in a
 /// savepoint).
