@@ -45,6 +45,34 @@ fn primes_ranges_sum_to_pi_of_ten_to_the_seven() {
     assert_eq!(total, 664_579);
 }
 
+/// The wasm build counts a segment's flags with SIMD where the native twin
+/// counts words: every tail length of a vector, a loop trip and a fold
+/// block, at three heights, must give the twin's count.
+#[test]
+fn primes_counts_every_range_as_its_native_twin() {
+    let module = sample("primes");
+    // A range's odd candidates, one flag each, are about half its length:
+    // 16, 17, 64, 65, 128, 4 032 and 4 033 flags straddle a vector, a loop
+    // trip and a fold block; 32 769 and 100 001 span whole 32 KiB segments
+    // and a tail.
+    let lengths = [
+        1u64, 2, 31, 33, 127, 129, 255, 8_063, 8_065, 65_537, 200_001,
+    ];
+    for start in [0u64, 1_000_000_007, 9_999_000_000] {
+        for length in lengths {
+            let (start, end) = (start, start + length);
+            let input = format!(r#"{{"start":{start},"end":{end}}}"#);
+            let outcome = run(&module, input, &Limits::default());
+            assert_eq!(outcome.status, Status::Ok, "[{start}, {end})");
+            assert_eq!(
+                text(&outcome).parse::<u64>().expect("a count"),
+                wasmgrid_kernels::primes::count_primes(start, end),
+                "[{start}, {end})"
+            );
+        }
+    }
+}
+
 #[test]
 fn nqueens_counts_q8_whole_and_q12_by_prefixes() {
     let module = sample("nqueens");
