@@ -180,14 +180,16 @@ fn calibrate(echo: &wasmgrid_runtime::TaskModule) -> Result<Reply> {
 
 async fn run_phases(plan: &DispatchPlan, fixture: &Fixture) -> Result<DispatchReport> {
     let started = Instant::now();
-    let mut queue = Vec::new();
-    for &queued in &plan.queue_sizes {
-        eprintln!(
-            "queue length {queued}: submit with the agents idle, then measure {} tasks after {}…",
-            plan.queue_window, plan.queue_warmup
-        );
-        let mut runs = Vec::new();
-        for _ in 0..plan.queue_repeats {
+    // The sizes take turns (10⁴, 10⁵, 10⁶, 10⁴, …) so that the machine's
+    // drift over the minutes of the phase hits every size alike instead
+    // of one block of runs.
+    let mut runs: Vec<Vec<QueuePoint>> = plan.queue_sizes.iter().map(|_| Vec::new()).collect();
+    for repeat in 1..=plan.queue_repeats {
+        for (&queued, runs) in plan.queue_sizes.iter().zip(&mut runs) {
+            eprintln!(
+                "queue length {queued}, run {repeat} of {}: submit with the agents idle, then measure {} tasks after {}…",
+                plan.queue_repeats, plan.queue_window, plan.queue_warmup
+            );
             let point = queue_phase(plan, fixture, queued).await?;
             eprintln!(
                 "  {:.0} tasks/s over {:.1} s",
@@ -196,8 +198,11 @@ async fn run_phases(plan: &DispatchPlan, fixture: &Fixture) -> Result<DispatchRe
             );
             runs.push(point);
         }
-        queue.push(QueuePoint::median(runs)?);
     }
+    let queue = runs
+        .into_iter()
+        .map(QueuePoint::median)
+        .collect::<Result<Vec<_>>>()?;
     let paced = match &plan.paced {
         Some(paced) => {
             eprintln!(

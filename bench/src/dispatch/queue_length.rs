@@ -1,7 +1,7 @@
 //! The queue-length phase (r = 1): Q tasks are submitted with the agents
-//! idle, then the agents start and tasks per second is measured over a
-//! window of the drain, the same number of tasks for every Q after the
-//! same warm-up, so the figures at 10⁴, 10⁵ and 10⁶ compare.
+//! idle, the disk is synced, then the agents start and tasks per second is
+//! measured over a window of the drain, the same number of tasks for every
+//! Q after the same warm-up, so the figures at 10⁴, 10⁵ and 10⁶ compare.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +82,10 @@ pub async fn queue_phase(
             plan.queue_window
         );
     }
+    // The submit's own writes (hundreds of MB at 10⁶) are written back
+    // some 30 s later, in the window of a big queue but not of a small one:
+    // measure every size on a quiet disk.
+    crate::machine::write_back_dirty_pages();
     let mut watch = Watch::new(format!("queue {queued}"));
     swarm.go();
     while swarm.progress().counted < warmup {

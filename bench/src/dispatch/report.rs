@@ -126,7 +126,7 @@ impl DispatchReport {
         }
         let _ = writeln!(
             out,
-            "  RSS and store once the queue is submitted (agents idle); tasks/s and latencies over the window"
+            "  RSS and store once the queue is submitted (agents idle); tasks/s and latencies over the window, which starts after a `sync`"
         );
         if self.queue.iter().any(|point| point.run_rates.len() > 1) {
             let runs: Vec<String> = self
@@ -140,7 +140,7 @@ impl DispatchReport {
                 .collect();
             let _ = writeln!(
                 out,
-                "  each row is the median of {} runs on fresh brokers; tasks/s of every run: {}",
+                "  each row is the median of {} runs on fresh brokers, the sizes taking turns; tasks/s of every run: {}",
                 self.plan.queue_repeats,
                 runs.join("; ")
             );
