@@ -20,6 +20,10 @@
 //!   [`Buckets`], one per segment, and each segment only sees the primes
 //!   that cross off one of its flags (a bucket sieve).
 //!
+//! A segment's flags are then counted by [`count_flags`], the one function
+//! with a form per target: wasm's 128-bit SIMD in the task, words that
+//! LLVM vectorises in the native twin. Everything else is the same code.
+//!
 //! Memory is one segment (32 KiB), the pattern (47 KiB) and the base primes
 //! with their offsets: O(√end), about 120 KiB for `end` = 10⁹, but 2 GiB for
 //! `end` near `u64::MAX`, where the sandbox's memory limit stops the task.
@@ -442,8 +446,8 @@ fn count_flags(segment: &[u8]) -> u64 {
 /// words took a sandboxed task 3.4× the native time (5 % of its profile).
 /// Here sixteen flags add up in one `i8x16.add`, four vectors per loop
 /// trip, folded into 32-bit lanes once per block of [`VECTORS_PER_SUM`]
-/// vectors (each byte lane then holds at most 252). Every wasm runtime of
-/// note runs SIMD, wasmtime on x86-64 and aarch64 among them; integer SIMD
+/// vectors (each byte lane then holds at most 252). SIMD is part of
+/// WebAssembly 2.0, which wasmtime runs on x86-64 and aarch64; integer SIMD
 /// is deterministic, so replicas still agree.
 #[inline(never)]
 #[cfg(target_arch = "wasm32")]
