@@ -10,7 +10,7 @@ use crate::declared_sizes;
 use crate::engine::{EngineClass, Engines};
 use crate::executor::Executor;
 use crate::limits::{MAX_STACK_BYTES, MIN_STACK_BYTES};
-use crate::module_cache::ModuleCache;
+use crate::module_cache::{ModuleCache, Preparation};
 use crate::module_check;
 use crate::module_hash::TaskModule;
 use crate::outcome::{METERING_VERSION, Outcome, Status, Usage};
@@ -129,11 +129,7 @@ impl Runtime {
                 // Runnable: its runs end in `MemoryLimit`, as `run` says.
                 return Ok(());
             }
-            let baseline = inner.engines.baseline(class.stack_bytes);
-            inner
-                .modules
-                .get(class, baseline.as_ref(), module)
-                .map(|_| ())
+            inner.prepared(class, module).map(|_| ())
         })
         .await
     }
@@ -226,6 +222,14 @@ fn initial_memory_above_cap(class: &EngineClass, module: &TaskModule, limits: &L
 }
 
 impl Inner {
+    /// `module` ready to run in `class`'s stack size, compiled once: checked
+    /// by `class` (Cranelift's engine), compiled by the baseline engine when
+    /// the runtime is configured for one (see `module_cache`).
+    fn prepared(&self, class: &Arc<EngineClass>, module: &TaskModule) -> Preparation {
+        let baseline = self.engines.baseline(class.stack_bytes);
+        self.modules.get(class, baseline.as_ref(), module)
+    }
+
     /// Runs on a task thread.
     fn execute(
         &self,
@@ -246,8 +250,7 @@ impl Inner {
                 },
             });
         }
-        let baseline = self.engines.baseline(class.stack_bytes);
-        match self.modules.get(&class, baseline.as_ref(), module) {
+        match self.prepared(&class, module) {
             Ok(prepared) => Ok(sandbox::run(&prepared, &self.config, input, limits, seed)),
             Err(reason) => Ok(Outcome {
                 status: Status::InvalidModule(reason),
