@@ -70,6 +70,9 @@ fn sample_tasks_and_the_reducer_give_cranelifts_outputs() {
         let module = sample(name);
         let optimizing = run(&module, input.clone(), &Limits::default());
         let baseline = run_baseline(&module, input, &Limits::default());
+        if name == "sum-u64" {
+            assert_eq!(text(&baseline), "664579");
+        }
         assert_eq!(optimizing.status, Status::Ok, "{name}: {optimizing:?}");
         assert_eq!(baseline.status, Status::Ok, "{name}: {baseline:?}");
         assert_eq!(baseline.output, optimizing.output, "{name}");
@@ -88,12 +91,6 @@ fn sample_tasks_and_the_reducer_give_cranelifts_outputs() {
             optimizing.usage.fuel_consumed
         );
     }
-    let sum = run_baseline(
-        &sample("sum-u64"),
-        wasmgrid_sdk::frames::encode(&["78498", "586081", "0"]),
-        &Limits::default(),
-    );
-    assert_eq!(text(&sum), "664579");
 }
 
 /// Randomness is seeded by the task, whatever the compiler. The virtual
@@ -147,7 +144,11 @@ fn hostile_modules_end_as_they_do_under_cranelift() {
             sample("infinite-loop"),
             fuel_capped.clone(),
         ),
-        ("hostcall-loop", sample("hostcall-loop"), fuel_capped),
+        (
+            "hostcall-loop",
+            sample("hostcall-loop"),
+            fuel_capped.clone(),
+        ),
         ("memory-bomb", sample("memory-bomb"), tight_limits()),
         ("table-bomb", hostile_file("table-bomb.wat"), tight_limits()),
         (
@@ -172,16 +173,10 @@ fn hostile_modules_end_as_they_do_under_cranelift() {
         let baseline = run_baseline(&module, Vec::new(), &limits);
         assert_eq!(baseline.status, optimizing.status, "{name}");
         assert_eq!(baseline.output, optimizing.output, "{name}");
+        if name == "infinite-loop" {
+            assert_eq!(baseline.usage.fuel_consumed, fuel_capped.fuel);
+        }
     }
-    let infinite = run_baseline(
-        &sample("infinite-loop"),
-        Vec::new(),
-        &Limits {
-            fuel: 50_000_000,
-            ..tight_limits()
-        },
-    );
-    assert_eq!(infinite.usage.fuel_consumed, 50_000_000);
     let echo = run_baseline(&sample("echo"), "still alive", &Limits::default());
     assert_eq!(text(&echo), "still alive");
 }
