@@ -595,6 +595,30 @@ mod tests {
         Ok(unchanged(mode))
     }
 
+    /// Queues a [`sync_mode`] call (synced or forgettable) from a task of
+    /// its own; returns once it waits in the queue.
+    async fn queue_sync_mode(
+        commits: &Arc<GroupCommit>,
+        synced: bool,
+    ) -> tokio::task::JoinHandle<BrokerResult<i64>> {
+        let waiting = QUEUE - commits.jobs.capacity();
+        let call = {
+            let commits = Arc::clone(commits);
+            tokio::spawn(async move {
+                if synced {
+                    commits.run(sync_mode).await
+                } else {
+                    commits.run_forgettable(sync_mode).await
+                }
+            })
+        };
+        wait_until("the call is queued", || {
+            QUEUE - commits.jobs.capacity() == waiting + 1
+        })
+        .await;
+        call
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_a_batch_of_forgettable_calls_is_committed_without_a_sync() {
         let (_dir, commits) = writer();
@@ -605,22 +629,8 @@ mod tests {
         // A forgettable call in a batch with one that must be synced is
         // synced with it: the writer is held until both are queued.
         let (release, held) = hold_writer(&commits).await;
-        let forgettable = {
-            let commits = Arc::clone(&commits);
-            tokio::spawn(async move { commits.run_forgettable(sync_mode).await })
-        };
-        wait_until("the call is queued", || {
-            commits.jobs.capacity() == QUEUE - 1
-        })
-        .await;
-        let synced = {
-            let commits = Arc::clone(&commits);
-            tokio::spawn(async move { commits.run(sync_mode).await })
-        };
-        wait_until("the call is queued", || {
-            commits.jobs.capacity() == QUEUE - 2
-        })
-        .await;
+        let forgettable = queue_sync_mode(&commits, false).await;
+        let synced = queue_sync_mode(&commits, true).await;
         release.send(()).expect("the holding call waits");
         held.await.expect("test setup").expect("test setup");
         assert_eq!(forgettable.await.expect("test setup").ok(), Some(2));
