@@ -33,15 +33,22 @@ use crate::error::BrokerResult;
 /// Its own commits leave its cache valid, so the b-tree pages the agents'
 /// calls touch stay in memory.
 ///
-/// Not larger: a commit after a b-tree page split scans the cache's whole
-/// hash table. SQLite's `balance_nonroot` moves a page through the spare
-/// page number above 1 GiB while it reorders pages, which leaves the
+/// Small, because a commit after a b-tree page split scans the cache's
+/// whole hash table. SQLite's `balance_nonroot` moves a page through the
+/// spare page number above 1 GiB while it reorders pages, which leaves the
 /// cache's largest key there, so the commit's `pcache1Truncate` (drop the
 /// pages past the end of the database) finds "many pages" to drop and
-/// walks every slot. With 64 MiB (16 384 pages) that walk was 10 % of the
-/// broker's CPU at 10 000 tasks/s; 16 MiB still holds what the calls touch
-/// (broker CPU per task at saturation 54/49 → 47/44 µs, alternating runs).
-const CACHE_SIZE_KIB: i64 = 16_384;
+/// walks every slot, one per page the cache holds. With 64 MiB that walk
+/// was 10 % of the broker's CPU at 10 000 tasks/s; with 16 MiB still 10 %
+/// of the writer's, whose queue makes the dispatch latency's tail. 4 MiB
+/// holds the pages a batch touches (the b-trees' upper levels and the
+/// leaves being appended to); a page it lacks is read from the OS's cache,
+/// not the disk. Against 16 MiB, in eight alternating pairs of runs at
+/// 10 000 tasks/s with 10^6 queued: the walk half as long (5 % of the
+/// writer's CPU), dispatch p99 8.5–10.0 ms (mean 9.3) against 9.1–11.8
+/// (mean 10.0), saturated tasks/s unchanged (docs/performance.md, "The
+/// twelfth session").
+const CACHE_SIZE_KIB: i64 = 4_096;
 
 /// The WAL's size, in pages, past which the writer checkpoints it itself:
 /// a last resort, since the checkpoint thread (`checkpoint`) makes the WAL
