@@ -179,8 +179,13 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
     );
     registry.register(
         "store_group_commit_seconds",
-        "Time the group-commit writer took per batch, from BEGIN to the COMMIT (synced unless the batch only grants leases)",
+        "Time the group-commit writer took per batch, from BEGIN to the sync of the WAL after the COMMIT (none if the batch only grants leases)",
         commits.batch_seconds.clone(),
+    );
+    registry.register(
+        "store_group_commit_syncs",
+        "Syncs of the WAL by the group-commit writer: one per batch with a call that must be durable before it is answered",
+        commits.syncs.clone(),
     );
     let mut text = String::new();
     encode(&mut text, &registry)

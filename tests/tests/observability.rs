@@ -122,6 +122,8 @@ async fn metrics_move_with_the_work_and_logs_carry_the_task_ids() {
         "every report went through the group commit"
     );
     assert!(value(&after, "wasmgrid_store_group_commit_seconds_count") > 0.0);
+    // Reports must be durable: their batches synced the WAL.
+    assert!(value(&after, "wasmgrid_store_group_commit_syncs_total") >= 1.0);
     // The agent's first request for work came alone; a report that gave a
     // lease's capacity back while the agent waited for it asked for the
     // next work in the same call.

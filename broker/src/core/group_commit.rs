@@ -4,19 +4,27 @@
 //! meanwhile in one transaction, each call in a savepoint of its own, and
 //! syncs them all with one fsync (or none: see below).
 //!
-//! A call is answered only after the commit that holds its changes, so an
-//! acknowledged change is as durable as with a transaction per call. A call
-//! that fails rolls back to its savepoint and changes nothing; a commit that
-//! fails (a full or failing disk) fails every call of the batch.
+//! A call is answered only after the commit that holds its changes, and,
+//! unless it may be forgotten, after the sync of the WAL that follows that
+//! commit, so an acknowledged change is as durable as with a transaction
+//! per call. A call that fails rolls back to its savepoint and changes
+//! nothing; a commit that fails (a full or failing disk) fails every call
+//! of the batch, and a sync that fails fails every call that waited for it
+//! (its changes are committed but may not be on the disk: the caller tries
+//! again, and reports and extensions are idempotent).
 //!
 //! One kind of call may be forgotten by a crash of the machine (not of the
-//! broker): granting leases ([`GroupCommit::run_forgettable`]). A batch of
-//! such calls only commits (`synchronous = NORMAL`: written to the WAL, not
-//! synced); the next synced commit syncs it too, because the WAL is one
-//! file written in order, so a machine crash can only lose the newest
-//! commits, never one before a commit that was synced. A lost lease costs
-//! its run: the agent's report of it is refused, and the task is offered
-//! again, as it is when its agent dies.
+//! broker): granting leases ([`GroupCommit::run_forgettable`]). Every batch
+//! commits without a sync (`synchronous = NORMAL`: written to the WAL);
+//! the writer then syncs the WAL itself if a call of the batch must be
+//! durable, and answers the calls that may be forgotten before that sync,
+//! so a lease granted beside a report does not wait for the disk. The WAL
+//! is one file written in order, so a machine crash can only lose the
+//! newest commits, never one before a sync. A lost lease costs its run:
+//! the agent's report of it is refused, and the task is offered again, as
+//! it is when its agent dies. The scheduler changes of a batch are applied
+//! before its sync: the broker may offer work from a report a machine
+//! crash would still forget, which costs nothing the crash does not.
 //!
 //! Each call may bring a scheduler change. The writer applies them after the
 //! commit, in commit order, under the scheduler lock, so the in-memory state
@@ -25,8 +33,10 @@
 //! never wait for a call of this writer.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use rusqlite::Connection;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -59,9 +69,13 @@ trait Call: Send {
     /// The SQLite failure the last run ended in, if it failed in the store.
     fn store_failure(&self) -> Option<rusqlite::ffi::Error>;
 
-    /// Answers the call: with its outcome once its batch committed (with
-    /// the scheduler to apply its change to), or with why the batch failed.
-    fn finish(self: Box<Self>, committed: Result<&mut Scheduler, BrokerError>);
+    /// Applies the call's scheduler change once its batch committed, or
+    /// keeps why the batch failed; [`Call::answer`] sends what it made.
+    fn apply(&mut self, committed: Result<&mut Scheduler, BrokerError>);
+
+    /// Answers the call with what [`Call::apply`] made, or with `failure`
+    /// (the sync it waited for failed).
+    fn answer(self: Box<Self>, failure: Option<BrokerError>);
 
     /// Whether the call's commit must be synced before it is answered.
     fn must_sync(&self) -> bool;
@@ -74,6 +88,8 @@ type Job = Box<dyn Call>;
 struct Queued<T, F> {
     changes: F,
     outcome: Option<BrokerResult<Then<T>>>,
+    /// The answer, once applied.
+    result: Option<BrokerResult<T>>,
     answer: oneshot::Sender<BrokerResult<T>>,
     must_sync: bool,
 }
@@ -101,13 +117,23 @@ where
         }
     }
 
-    fn finish(self: Box<Self>, committed: Result<&mut Scheduler, BrokerError>) {
-        let result = match (self.outcome, committed) {
+    fn apply(&mut self, committed: Result<&mut Scheduler, BrokerError>) {
+        self.result = Some(match (self.outcome.take(), committed) {
             (Some(Ok(then)), Ok(scheduler)) => Ok(then(scheduler)),
             // A failed call changed nothing: its own error stands.
             (Some(Err(error)), _) | (Some(Ok(_)) | None, Err(error)) => Err(error),
             (None, Ok(_)) => Err(BrokerError::Internal(
                 "a store call panicked; its changes were rolled back".into(),
+            )),
+        });
+    }
+
+    fn answer(self: Box<Self>, failure: Option<BrokerError>) {
+        let result = match (failure, self.result) {
+            (Some(error), _) => Err(error),
+            (None, Some(result)) => result,
+            (None, None) => Err(BrokerError::Internal(
+                "a store call was answered before its batch ended".into(),
             )),
         };
         // The caller may have gone (its client hung up): the change
@@ -141,9 +167,11 @@ pub(crate) struct GroupCommit {
 pub struct CommitMetrics {
     /// Calls per committed batch.
     pub batch_calls: Histogram,
-    /// Time per batch, from `BEGIN` to the `COMMIT` (synced unless the
-    /// batch only grants leases), in seconds.
+    /// Time per batch, from `BEGIN` to the sync of the WAL after its
+    /// `COMMIT` (none if the batch only grants leases), in seconds.
     pub batch_seconds: Histogram,
+    /// Syncs of the WAL: one per batch with a call that must be durable.
+    pub syncs: Counter,
 }
 
 impl CommitMetrics {
@@ -153,6 +181,7 @@ impl CommitMetrics {
             batch_calls: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             // 0.1 ms to about 1.6 s.
             batch_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 15)),
+            syncs: Counter::default(),
         }
     }
 }
@@ -166,12 +195,16 @@ impl GroupCommit {
         scheduler: Arc<Mutex<Scheduler>>,
         restarts: WalRestart,
     ) -> BrokerResult<GroupCommit> {
+        // Commits are written, not synced: the writer syncs the WAL itself
+        // when a call must be durable (see the module's doc).
+        conn.pragma_update(None, "synchronous", "normal")?;
+        let wal = WalFile::of(&conn)?;
         let (jobs, queue) = mpsc::channel(QUEUE);
         let metrics = CommitMetrics::new();
         let measured = metrics.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_batches(&conn, queue, &scheduler, &restarts, &measured))
+            .spawn(move || write_batches(&conn, &wal, queue, &scheduler, &restarts, &measured))
             .map_err(|source| BrokerError::Io {
                 context: "cannot start the store's writer thread".into(),
                 source,
@@ -216,6 +249,7 @@ impl GroupCommit {
         let job: Job = Box::new(Queued {
             changes,
             outcome: None,
+            result: None,
             answer,
             must_sync,
         });
@@ -229,17 +263,20 @@ fn stopped() -> BrokerError {
 }
 
 /// The writer thread: takes every queued call (up to [`MAX_BATCH`]), runs
-/// them in one transaction, commits, then finishes them in order; once they
-/// are answered, lets the WAL start over if the checkpoint thread asked.
+/// them in one transaction, commits, applies their scheduler changes in
+/// order, answers the calls that may be forgotten, syncs the WAL if any
+/// other call is in the batch and answers those; then lets the WAL start
+/// over if the checkpoint thread asked.
 fn write_batches(
     conn: &Connection,
+    wal: &WalFile,
     mut queue: mpsc::Receiver<Job>,
     scheduler: &Mutex<Scheduler>,
     restarts: &WalRestart,
     metrics: &CommitMetrics,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut syncing = Syncing::default();
+    let mut durable = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -250,28 +287,44 @@ fn write_batches(
         }
         let started = std::time::Instant::now();
         let calls = batch.len();
-        let must_sync = batch.iter().any(|call| call.must_sync());
-        let ready = match syncing.set(conn, must_sync) {
-            // A forgettable batch may as well be synced.
-            Err(error) if must_sync => Err(error),
-            _ => Ok(()),
-        };
-        match ready.and_then(|()| run_batch(conn, &mut batch)) {
+        match run_batch(conn, &mut batch) {
             Ok(()) => {
+                {
+                    let mut scheduler = scheduler.blocking_lock();
+                    for call in &mut batch {
+                        call.apply(Ok(&mut scheduler));
+                    }
+                }
+                for call in batch.drain(..) {
+                    if call.must_sync() {
+                        durable.push(call);
+                    } else {
+                        call.answer(None);
+                    }
+                }
+                let failure = if durable.is_empty() {
+                    None
+                } else {
+                    metrics.syncs.inc();
+                    wal.sync().err()
+                };
                 metrics.batch_calls.observe(calls as f64);
                 metrics
                     .batch_seconds
                     .observe(started.elapsed().as_secs_f64());
-                let mut scheduler = scheduler.blocking_lock();
-                for call in batch.drain(..) {
-                    call.finish(Ok(&mut scheduler));
+                if let Some(error) = &failure {
+                    tracing::error!(%error, calls = durable.len(), "cannot sync the store's WAL; calls committed but not known to be on the disk are refused");
+                }
+                for call in durable.drain(..) {
+                    call.answer(failure.as_ref().map(WalFile::failure));
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, calls, "group commit failed; its calls are refused");
                 let error = Arc::new(error);
-                for call in batch.drain(..) {
-                    call.finish(Err(BrokerError::Commit(Arc::clone(&error))));
+                for mut call in batch.drain(..) {
+                    call.apply(Err(BrokerError::Commit(Arc::clone(&error))));
+                    call.answer(None);
                 }
             }
         }
@@ -281,35 +334,39 @@ fn write_batches(
     }
 }
 
-/// Whether the writer's commits are synced (`synchronous = FULL`) or only
-/// written (`NORMAL`), set before each batch's `BEGIN`.
-#[derive(Default)]
-struct Syncing {
-    /// `None` until set; unknown again after a failed change.
-    synced: Option<bool>,
+/// The store's WAL file, which the writer syncs itself after a commit
+/// whose calls must be durable (its connection commits without a sync).
+struct WalFile {
+    path: PathBuf,
 }
 
-impl Syncing {
-    fn set(&mut self, conn: &Connection, synced: bool) -> rusqlite::Result<()> {
-        if self.synced == Some(synced) {
-            return Ok(());
-        }
-        let pragma = if synced {
-            "PRAGMA synchronous = FULL"
-        } else {
-            "PRAGMA synchronous = NORMAL"
-        };
-        match conn.execute_batch(pragma) {
-            Ok(()) => {
-                self.synced = Some(synced);
-                Ok(())
-            }
-            Err(error) => {
-                tracing::warn!(%error, pragma, "cannot set the store's sync mode");
-                self.synced = None;
-                Err(error)
-            }
-        }
+impl WalFile {
+    /// The WAL of the database `conn` opened.
+    fn of(conn: &Connection) -> BrokerResult<WalFile> {
+        let database = conn.path().filter(|path| !path.is_empty()).ok_or_else(|| {
+            BrokerError::Internal("the group commit needs a store in a file".into())
+        })?;
+        Ok(WalFile {
+            path: PathBuf::from(format!("{database}-wal")),
+        })
+    }
+
+    /// Writes the WAL's data to the disk. Opened for each sync, so the sync
+    /// always reaches the file SQLite writes, should it ever make it anew.
+    fn sync(&self) -> std::io::Result<()> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)?
+            .sync_data()
+    }
+
+    /// What a call that waited for a failed sync is answered: SQLite's own
+    /// failure for a commit whose sync failed.
+    fn failure(error: &std::io::Error) -> BrokerError {
+        BrokerError::Commit(Arc::new(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+            Some(format!("cannot sync the store's WAL: {error}")),
+        )))
     }
 }
 
@@ -588,16 +645,18 @@ mod tests {
         (dir, outcomes)
     }
 
-    /// The writer's `synchronous` setting, as a call sees it: 1 is
-    /// `NORMAL` (committed, not synced), 2 is `FULL`.
-    fn sync_mode(conn: &Connection) -> BrokerResult<Then<i64>> {
+    /// A call that writes a row (a new key), so that its commit writes the
+    /// WAL, and answers the writer's `synchronous` setting: 1 is `NORMAL`
+    /// (committed, not synced).
+    fn write_row(conn: &Connection) -> BrokerResult<Then<i64>> {
+        conn.execute("INSERT INTO t (k) VALUES (hex(randomblob(8)))", [])?;
         let mode: i64 = conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
         Ok(unchanged(mode))
     }
 
-    /// Queues a [`sync_mode`] call (synced or forgettable) from a task of
+    /// Queues a [`write_row`] call (synced or forgettable) from a task of
     /// its own; returns once it waits in the queue.
-    async fn queue_sync_mode(
+    async fn queue_write_row(
         commits: &Arc<GroupCommit>,
         synced: bool,
     ) -> tokio::task::JoinHandle<BrokerResult<i64>> {
@@ -606,9 +665,9 @@ mod tests {
             let commits = Arc::clone(commits);
             tokio::spawn(async move {
                 if synced {
-                    commits.run(sync_mode).await
+                    commits.run(write_row).await
                 } else {
-                    commits.run_forgettable(sync_mode).await
+                    commits.run_forgettable(write_row).await
                 }
             })
         };
@@ -620,21 +679,53 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn only_a_batch_of_forgettable_calls_is_committed_without_a_sync() {
+    async fn the_wal_is_synced_after_a_batch_only_when_a_call_must_be_durable() {
         let (_dir, commits) = writer();
         let commits = Arc::new(commits);
-        assert_eq!(commits.run_forgettable(sync_mode).await.ok(), Some(1));
-        assert_eq!(commits.run(sync_mode).await.ok(), Some(2));
-        assert_eq!(commits.run_forgettable(sync_mode).await.ok(), Some(1));
-        // A forgettable call in a batch with one that must be synced is
-        // synced with it: the writer is held until both are queued.
+        let syncs = || commits.metrics().syncs.get();
+        // Every batch commits unsynced; the writer syncs the WAL itself.
+        assert_eq!(commits.run_forgettable(write_row).await.ok(), Some(1));
+        assert_eq!(syncs(), 0);
+        assert_eq!(commits.run(write_row).await.ok(), Some(1));
+        assert_eq!(syncs(), 1);
+        assert_eq!(commits.run_forgettable(write_row).await.ok(), Some(1));
+        assert_eq!(syncs(), 1);
+        // A forgettable call and one that must be durable in one batch (the
+        // writer is held until both are queued; holding it is a synced
+        // batch of its own): one sync.
         let (release, held) = hold_writer(&commits).await;
-        let forgettable = queue_sync_mode(&commits, false).await;
-        let synced = queue_sync_mode(&commits, true).await;
+        let forgettable = queue_write_row(&commits, false).await;
+        let synced = queue_write_row(&commits, true).await;
         release.send(()).expect("the holding call waits");
         held.await.expect("test setup").expect("test setup");
-        assert_eq!(forgettable.await.expect("test setup").ok(), Some(2));
-        assert_eq!(synced.await.expect("test setup").ok(), Some(2));
+        assert_eq!(forgettable.await.expect("test setup").ok(), Some(1));
+        assert_eq!(synced.await.expect("test setup").ok(), Some(1));
+        assert_eq!(syncs(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_sync_fails_the_calls_that_waited_for_it_and_not_the_others() {
+        let (dir, commits) = writer();
+        let commits = Arc::new(commits);
+        assert_eq!(commits.run(write_row).await.ok(), Some(1));
+        // The WAL can no longer be opened for its sync (SQLite keeps
+        // writing the file it has open).
+        std::fs::remove_file(dir.path().join("store.db-wal")).expect("test setup");
+        let (release, held) = hold_writer(&commits).await;
+        let forgettable = queue_write_row(&commits, false).await;
+        let synced = queue_write_row(&commits, true).await;
+        release.send(()).expect("the holding call waits");
+        assert!(held.await.expect("test setup").is_err());
+        assert_eq!(forgettable.await.expect("test setup").ok(), Some(1));
+        let error = synced
+            .await
+            .expect("test setup")
+            .expect_err("its sync failed");
+        assert!(
+            error.to_string().contains("cannot sync the store's WAL"),
+            "{error}"
+        );
+        assert_eq!(error.code(), tonic::Code::Unavailable, "{error}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,7 +83,8 @@ fn wait_for_lock(tries: i32) -> bool {
 
 /// Opens the writer's connection to the store the pool opened (and
 /// migrated): WAL, synced commits (`synchronous=FULL`; the group commit
-/// relaxes it for batches that only grant leases), foreign keys, lock
+/// turns its connection's to `NORMAL` and syncs the WAL itself, after the
+/// commit, when a call of the batch must be durable), foreign keys, lock
 /// waits in short steps for as long as the pool's busy timeout, and
 /// savepoint journals in memory (every call of a batch runs in a
 /// savepoint).
