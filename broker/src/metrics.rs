@@ -179,7 +179,7 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
     );
     registry.register(
         "store_group_commit_seconds",
-        "Time the group-commit writer took per batch, from BEGIN to the sync of the WAL after the COMMIT (none if the batch only grants leases)",
+        "Time the group-commit writer took per batch, from BEGIN until its calls are answered (after the COMMIT and, unless the batch only grants leases, the sync of the WAL)",
         commits.batch_seconds.clone(),
     );
     registry.register(

@@ -70,15 +70,37 @@ trait Call: Send {
     fn store_failure(&self) -> Option<rusqlite::ffi::Error>;
 
     /// Applies the call's scheduler change once its batch committed, or
-    /// keeps why the batch failed; [`Call::answer`] sends what it made.
-    fn apply(&mut self, committed: Result<&mut Scheduler, BrokerError>);
-
-    /// Answers the call with what [`Call::apply`] made, or with `failure`
-    /// (the sync it waited for failed).
-    fn answer(self: Box<Self>, failure: Option<BrokerError>);
+    /// takes why the batch failed; returns the call's answer, to send when
+    /// it may be (after the sync, if the call must be durable).
+    fn apply(self: Box<Self>, committed: Result<&mut Scheduler, BrokerError>) -> Box<dyn Answer>;
 
     /// Whether the call's commit must be synced before it is answered.
     fn must_sync(&self) -> bool;
+}
+
+/// A call's answer, made when its batch ended.
+trait Answer: Send {
+    /// Sends the answer, or `failure` instead (the sync it waited for
+    /// failed).
+    fn send(self: Box<Self>, failure: Option<BrokerError>);
+}
+
+/// The answer of a [`Queued`] call and where it goes.
+struct Reply<T> {
+    result: BrokerResult<T>,
+    to: oneshot::Sender<BrokerResult<T>>,
+}
+
+impl<T: Send> Answer for Reply<T> {
+    fn send(self: Box<Self>, failure: Option<BrokerError>) {
+        let result = match failure {
+            Some(error) => Err(error),
+            None => self.result,
+        };
+        // The caller may have gone (its client hung up): the change
+        // stands all the same, as with any commit.
+        let _ = self.to.send(result);
+    }
 }
 
 type Job = Box<dyn Call>;
@@ -88,8 +110,6 @@ type Job = Box<dyn Call>;
 struct Queued<T, F> {
     changes: F,
     outcome: Option<BrokerResult<Then<T>>>,
-    /// The answer, once applied.
-    result: Option<BrokerResult<T>>,
     answer: oneshot::Sender<BrokerResult<T>>,
     must_sync: bool,
 }
@@ -117,28 +137,19 @@ where
         }
     }
 
-    fn apply(&mut self, committed: Result<&mut Scheduler, BrokerError>) {
-        self.result = Some(match (self.outcome.take(), committed) {
+    fn apply(self: Box<Self>, committed: Result<&mut Scheduler, BrokerError>) -> Box<dyn Answer> {
+        let result = match (self.outcome, committed) {
             (Some(Ok(then)), Ok(scheduler)) => Ok(then(scheduler)),
             // A failed call changed nothing: its own error stands.
             (Some(Err(error)), _) | (Some(Ok(_)) | None, Err(error)) => Err(error),
             (None, Ok(_)) => Err(BrokerError::Internal(
                 "a store call panicked; its changes were rolled back".into(),
             )),
-        });
-    }
-
-    fn answer(self: Box<Self>, failure: Option<BrokerError>) {
-        let result = match (failure, self.result) {
-            (Some(error), _) => Err(error),
-            (None, Some(result)) => result,
-            (None, None) => Err(BrokerError::Internal(
-                "a store call was answered before its batch ended".into(),
-            )),
         };
-        // The caller may have gone (its client hung up): the change
-        // stands all the same, as with any commit.
-        let _ = self.answer.send(result);
+        Box::new(Reply {
+            result,
+            to: self.answer,
+        })
     }
 
     fn must_sync(&self) -> bool {
@@ -167,8 +178,9 @@ pub(crate) struct GroupCommit {
 pub struct CommitMetrics {
     /// Calls per committed batch.
     pub batch_calls: Histogram,
-    /// Time per batch, from `BEGIN` to the sync of the WAL after its
-    /// `COMMIT` (none if the batch only grants leases), in seconds.
+    /// Time per batch, from `BEGIN` until its calls are answered (after
+    /// the `COMMIT`, the scheduler changes and, unless the batch only
+    /// grants leases, the sync of the WAL), in seconds.
     pub batch_seconds: Histogram,
     /// Syncs of the WAL: one per batch with a call that must be durable.
     pub syncs: Counter,
@@ -249,7 +261,6 @@ impl GroupCommit {
         let job: Job = Box::new(Queued {
             changes,
             outcome: None,
-            result: None,
             answer,
             must_sync,
         });
@@ -276,6 +287,7 @@ fn write_batches(
     metrics: &CommitMetrics,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut ready = Vec::with_capacity(MAX_BATCH);
     let mut durable = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -291,16 +303,17 @@ fn write_batches(
             Ok(()) => {
                 {
                     let mut scheduler = scheduler.blocking_lock();
-                    for call in &mut batch {
-                        call.apply(Ok(&mut scheduler));
+                    for call in batch.drain(..) {
+                        let answers = if call.must_sync() {
+                            &mut durable
+                        } else {
+                            &mut ready
+                        };
+                        answers.push(call.apply(Ok(&mut scheduler)));
                     }
                 }
-                for call in batch.drain(..) {
-                    if call.must_sync() {
-                        durable.push(call);
-                    } else {
-                        call.answer(None);
-                    }
+                for answer in ready.drain(..) {
+                    answer.send(None);
                 }
                 let failure = if durable.is_empty() {
                     None
@@ -308,23 +321,23 @@ fn write_batches(
                     metrics.syncs.inc();
                     wal.sync().err()
                 };
+                if let Some(error) = &failure {
+                    tracing::error!(%error, calls = durable.len(), "cannot sync the store's WAL; calls committed but not known to be on the disk are refused");
+                }
+                for answer in durable.drain(..) {
+                    answer.send(failure.as_ref().map(WalFile::failure));
+                }
                 metrics.batch_calls.observe(calls as f64);
                 metrics
                     .batch_seconds
                     .observe(started.elapsed().as_secs_f64());
-                if let Some(error) = &failure {
-                    tracing::error!(%error, calls = durable.len(), "cannot sync the store's WAL; calls committed but not known to be on the disk are refused");
-                }
-                for call in durable.drain(..) {
-                    call.answer(failure.as_ref().map(WalFile::failure));
-                }
             }
             Err(error) => {
                 tracing::warn!(%error, calls, "group commit failed; its calls are refused");
                 let error = Arc::new(error);
-                for mut call in batch.drain(..) {
-                    call.apply(Err(BrokerError::Commit(Arc::clone(&error))));
-                    call.answer(None);
+                for call in batch.drain(..) {
+                    call.apply(Err(BrokerError::Commit(Arc::clone(&error))))
+                        .send(None);
                 }
             }
         }
