@@ -50,7 +50,7 @@ impl DispatchReport {
             .render_header(out, "broker dispatch", p.quick, Some(self.took));
         let _ = writeln!(
             out,
-            "broker: {} {}, on 127.0.0.1, plain gRPC, embedded SQLite (WAL, synchronous=FULL), \
+            "broker: {} {}, on 127.0.0.1, plain gRPC, embedded SQLite (WAL, acknowledged changes synced), \
              settings as shipped",
             p.broker_origin, self.source
         );

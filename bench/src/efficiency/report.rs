@@ -101,7 +101,7 @@ impl EfficiencyReport {
         let _ = writeln!(
             out,
             "platform: per round a fresh broker (127.0.0.1, plain gRPC, embedded SQLite in WAL mode \
-             with synchronous=FULL, settings as shipped) and one agent ({} slots, {} MiB, fuel \
+             with acknowledged changes synced, settings as shipped) and one agent ({} slots, {} MiB, fuel \
              metering on, settings as shipped), as child processes; timed from SubmitWorkload to \
              the end result received",
             p.slots,
