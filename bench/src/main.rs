@@ -122,9 +122,10 @@ struct DispatchArgs {
     #[arg(long, value_delimiter = ',')]
     queue_sizes: Option<Vec<u64>>,
     /// Tasks measured in each queue-length phase [default: four fifths of
-    /// the smallest queue; a fifth of it more go first, as warm-up]. At
-    /// 2·10⁴ tasks/s the 10⁴ queue drains in half a second: every task of
-    /// it counts.
+    /// the smallest queue; a fifth of it more go first, as warm-up]. The
+    /// phase submits them, and the agents' slots' worth, on top of the Q
+    /// tasks, so Q wait all through the window, and at its start about
+    /// twice Q with the default at the smallest queue.
     #[arg(long)]
     queue_window: Option<u64>,
     /// Runs of each queue-length phase, each on a fresh broker; the median

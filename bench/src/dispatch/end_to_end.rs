@@ -80,7 +80,7 @@ pub async fn end_to_end_phase(
     let submitting = {
         let plan = plan.clone();
         tokio::spawn(async move {
-            let submitted = submit_all(&mut submitter, &plan, plan.tasks, replicas).await;
+            let submitted = submit_all(&mut submitter, &plan, 0, plan.tasks, replicas).await;
             (submitter, submitted)
         })
     };

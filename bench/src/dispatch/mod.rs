@@ -8,9 +8,10 @@
 //!   the time from the first submit to the last workload's end (the
 //!   broker's own `finished` time);
 //! - **queue length** (once per queue size, r = 1): the issuer submits Q
-//!   tasks with the agents idle, then the agents start, and tasks per second
-//!   is measured over a window of the drain (the same number of tasks for
-//!   every Q, after a warm-up), so the figures at 10⁴, 10⁵, 10⁶ compare.
+//!   tasks with the agents idle, and as many more as the measurement takes,
+//!   then the agents start, and tasks per second is measured over a window
+//!   (the same number of tasks for every Q, after a warm-up) all through
+//!   which at least Q tasks wait, so the figures at 10⁴, 10⁵, 10⁶ compare.
 //! - **below saturation** (once, r = 1): a queue-length phase with 10⁶
 //!   queued whose agents take a while over each cycle's tasks, so that they
 //!   offer less load than the broker can take: the dispatch latency of a
@@ -89,6 +90,16 @@ pub struct DispatchPlan {
     pub broker: PathBuf,
     /// How the broker binary was chosen, for the report.
     pub broker_origin: String,
+}
+
+impl DispatchPlan {
+    /// Tasks a queue-length phase submits after its Q: those the warm-up
+    /// and the window take, and those the agents hold leased when the
+    /// window closes, so that Q tasks are still waiting then.
+    pub fn queue_extra_tasks(&self) -> u64 {
+        let in_flight = self.agents.agents as u64 * u64::from(self.agents.slots);
+        self.queue_warmup + self.queue_window + in_flight
+    }
 }
 
 /// The phase below saturation: a queue-length phase whose agents spend
@@ -187,8 +198,11 @@ async fn run_phases(plan: &DispatchPlan, fixture: &Fixture) -> Result<DispatchRe
     for repeat in 1..=plan.queue_repeats {
         for (&queued, runs) in plan.queue_sizes.iter().zip(&mut runs) {
             eprintln!(
-                "queue length {queued}, run {repeat} of {}: submit with the agents idle, then measure {} tasks after {}…",
-                plan.queue_repeats, plan.queue_window, plan.queue_warmup
+                "queue length {queued}, run {repeat} of {}: submit {queued} and {} more with the agents idle, then measure {} tasks after {}…",
+                plan.queue_repeats,
+                plan.queue_extra_tasks(),
+                plan.queue_window,
+                plan.queue_warmup
             );
             let point = queue_phase(plan, fixture, queued).await?;
             eprintln!(
@@ -276,21 +290,23 @@ pub(crate) fn clean_up(plan: &DispatchPlan, dir: &Path) {
     }
 }
 
-/// Submits `tasks` tasks from input `first` on, as workloads of at most
-/// `plan.workload_tasks`, one after the other.
+/// Submits `tasks` tasks with inputs from `first` on, as workloads of at
+/// most `plan.workload_tasks`, one after the other.
 pub(crate) async fn submit_all(
     issuer: &mut Issuer,
     plan: &DispatchPlan,
+    first: u64,
     tasks: u64,
     replicas: u32,
 ) -> Result<Vec<Submitted>> {
     let mut submitted = Vec::new();
-    let mut first = 0;
-    while first < tasks {
-        let count = plan.workload_tasks.min(tasks - first);
-        let name = format!("dispatch-bench-{}", submitted.len());
-        submitted.push(issuer.submit(name, first, count, replicas).await?);
-        first += count;
+    let end = first + tasks;
+    let mut next = first;
+    while next < end {
+        let count = plan.workload_tasks.min(end - next);
+        let name = format!("dispatch-bench-{next}");
+        submitted.push(issuer.submit(name, next, count, replicas).await?);
+        next += count;
     }
     Ok(submitted)
 }

@@ -85,8 +85,10 @@ impl DispatchReport {
         let p = &self.plan;
         let _ = writeln!(
             out,
-            "\n1. Queue length: r=1; Q tasks submitted with the agents idle, then tasks/s over {} tasks after the first {}",
-            p.queue_window, p.queue_warmup
+            "\n1. Queue length: r=1; Q tasks submitted with the agents idle, then {} more (the warm-up's, the window's and the agents' slots' worth), then tasks/s over {} tasks after the first {}: Q tasks wait all through the window",
+            p.queue_extra_tasks(),
+            p.queue_window,
+            p.queue_warmup
         );
         let _ = writeln!(
             out,
@@ -126,7 +128,7 @@ impl DispatchReport {
         }
         let _ = writeln!(
             out,
-            "  RSS and store once the queue is submitted (agents idle); tasks/s and latencies over the window, which starts after a `sync`"
+            "  submit, RSS and store for the Q tasks (agents idle); tasks/s and latencies over the window, which starts after a `sync`"
         );
         if self.queue.iter().any(|point| point.run_rates.len() > 1) {
             let runs: Vec<String> = self
@@ -210,7 +212,7 @@ impl DispatchReport {
         };
         let _ = writeln!(
             out,
-            "\n2. Below saturation: r=1, {} tasks queued; each agent takes {} (±50 %) over its cycle's tasks, \
+            "\n2. Below saturation: r=1, {} tasks queued (and the window's on top, as above); each agent takes {} (±50 %) over its cycle's tasks, \
              so {} agents offer {:.0} tasks/s; latencies over {} tasks after the first {}",
             point.queued,
             human(paced.task_time),
