@@ -56,18 +56,24 @@ const FEW_FRAMES: i64 = 256;
 /// passes a second at low load cost little next to the forty before.
 const QUIET_INTERVAL: Duration = Duration::from_millis(250);
 
-/// WAL frames (pages) past which the WAL is made to start over: 128 MiB.
+/// WAL frames (pages) past which the WAL is made to start over: 256 MiB.
 ///
-/// Each start over holds the writer up: 0.4–8 ms for its checkpoint (the
-/// frames written since the thread's last pass, and the syncs of both
-/// files), and about as long again for the batch after it (the calls that
-/// waited, and the WAL header's sync). At 10 000 tasks/s that was every
-/// ~0.4 s with 64 MiB, and the calls behind those stalls made much of the
+/// Each start over holds the writer up: its checkpoint copies the frames
+/// written since the thread's last pass and syncs both files (`perf trace`
+/// of the writer at 10 000 tasks/s: a WAL sync of ~0.1 ms, a sync of the
+/// database file of 0.9–6 ms, then the new WAL header's sync, 0.3–0.5 ms),
+/// and the calls queued meanwhile wait. At 10 000 tasks/s that was every
+/// ~0.4 s with 64 MiB and the calls behind those stalls made much of the
 /// dispatch p99; with 128 MiB the paced p99 went from a median of 10.8 to
 /// 9.6 ms over ten alternating runs (docs/performance.md, "The seventh
-/// session"). 256 MiB was worse in the fifth session: a page read looks
-/// through more of the WAL's index.
-pub const RESTART_FRAMES: i64 = 32_768;
+/// session"), and with 256 MiB (a start over every ~2 s) from a mean of
+/// 9.64 to 9.07 ms over sixteen alternating pairs, saturated tasks/s and
+/// RSS unchanged ("The thirteenth session"). The fifth session had found
+/// 256 MiB worse (a page read looks through more of the WAL's index), when
+/// the restarts were `RESTART` checkpoints on this thread that took the
+/// write lock. The cost: the WAL file takes up to 256 MiB of disk, and
+/// opening the store after a crash reads that much more of it.
+pub const RESTART_FRAMES: i64 = 65_536;
 
 /// The checkpoint thread's request that the writer let the WAL start over.
 #[derive(Clone, Debug, Default)]
