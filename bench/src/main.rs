@@ -155,6 +155,11 @@ struct DispatchArgs {
     /// as warm-up [default: 60000; 4000 with --quick].
     #[arg(long)]
     paced_window: Option<u64>,
+    /// Runs of the phase below saturation, each on a fresh broker, their
+    /// latencies pooled into one distribution [default: 3; 1 with
+    /// --quick]: one run's p99 moves by a third from run to run.
+    #[arg(long)]
+    paced_repeats: Option<u32>,
     /// Stop with an error when no report arrives for this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
     stall_timeout: Duration,
@@ -337,6 +342,10 @@ fn dispatch(args: &DispatchArgs) -> Result<()> {
         window: args
             .paced_window
             .unwrap_or(if quick { 4_000 } else { 60_000 }),
+        repeats: args
+            .paced_repeats
+            .unwrap_or(if quick { 1 } else { 3 })
+            .max(1),
     });
     let plan = dispatch::DispatchPlan {
         quick,

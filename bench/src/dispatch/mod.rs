@@ -12,13 +12,15 @@
 //!   then the agents start, and tasks per second is measured over a window
 //!   (the same number of tasks for every Q, after a warm-up) all through
 //!   which at least Q tasks wait, so the figures at 10⁴, 10⁵, 10⁶ compare.
-//! - **below saturation** (once, r = 1): a queue-length phase with 10⁶
-//!   queued whose agents take a while over each cycle's tasks, so that they
-//!   offer less load than the broker can take: the dispatch latency of a
-//!   broker that serves its agents, not of one they queue up at.
+//! - **below saturation** (three runs, r = 1): a queue-length phase with
+//!   10⁶ queued whose agents take a while over each cycle's tasks, so that
+//!   they offer less load than the broker can take: the dispatch latency of
+//!   a broker that serves its agents, not of one they queue up at; the
+//!   runs' latencies are pooled.
 //!
 //! # Layout
-//! - `end_to_end`, `queue_length`: the two kinds of phase.
+//! - `end_to_end`, `queue_length`: the two kinds of phase; `paced`: the
+//!   runs of the queue-length phase below saturation, pooled.
 //! - `watch`: the monitor of a running phase (stalls, progress).
 //! - `broker`: the broker child process, its CPU, memory, I/O and store
 //!   size.
@@ -36,6 +38,7 @@ mod cpu;
 mod end_to_end;
 mod issuer;
 mod latency;
+mod paced;
 mod queue_length;
 mod report;
 mod watch;
@@ -53,6 +56,7 @@ pub use self::broker::build_release_broker;
 use self::end_to_end::{EndToEnd, end_to_end_phase};
 pub use self::issuer::limits as task_limits;
 use self::issuer::{Issuer, Submitted};
+use self::paced::{PacedRuns, paced_phase};
 use self::queue_length::{QueuePoint, queue_phase};
 pub use self::report::DispatchReport;
 use crate::machine::Machine;
@@ -112,6 +116,9 @@ pub struct PacedPlan {
     pub task_time: Duration,
     /// Tasks measured, after a fifth of it as warm-up.
     pub window: u64,
+    /// Runs on fresh brokers, one after the other; their latencies are
+    /// pooled.
+    pub repeats: u32,
 }
 
 impl PacedPlan {
@@ -127,7 +134,7 @@ impl PacedPlan {
     }
 
     /// `plan` with this phase's agents and window.
-    fn apply(&self, plan: &DispatchPlan) -> DispatchPlan {
+    pub(crate) fn apply(&self, plan: &DispatchPlan) -> DispatchPlan {
         DispatchPlan {
             agents: AgentPlan {
                 task_time: self.task_time,
@@ -204,7 +211,7 @@ async fn run_phases(plan: &DispatchPlan, fixture: &Fixture) -> Result<DispatchRe
                 plan.queue_window,
                 plan.queue_warmup
             );
-            let point = queue_phase(plan, fixture, queued).await?;
+            let (point, _) = queue_phase(plan, fixture, queued).await?;
             eprintln!(
                 "  {:.0} tasks/s over {:.1} s",
                 point.tasks_per_second(),
@@ -218,18 +225,7 @@ async fn run_phases(plan: &DispatchPlan, fixture: &Fixture) -> Result<DispatchRe
         .map(QueuePoint::median)
         .collect::<Result<Vec<_>>>()?;
     let paced = match &plan.paced {
-        Some(paced) => {
-            eprintln!(
-                "below saturation: {} queued, agents taking {} per cycle ({:.0} tasks/s offered), {} tasks measured…",
-                paced.queued,
-                crate::stats::human(paced.task_time),
-                paced.offered(&plan.agents),
-                paced.window
-            );
-            let point = queue_phase(&paced.apply(plan), fixture, paced.queued).await?;
-            eprintln!("  {:.0} tasks/s", point.tasks_per_second());
-            Some(point)
-        }
+        Some(paced) => Some(paced_phase(plan, paced, fixture).await?),
         None => None,
     };
     let mut end_to_end = Vec::new();

@@ -65,11 +65,13 @@ impl QueuePoint {
     }
 }
 
+/// One run of the phase with `queued` tasks on a fresh broker: its figures,
+/// and every latency sample of its window (to pool with other runs').
 pub async fn queue_phase(
     plan: &DispatchPlan,
     fixture: &Fixture,
     queued: u64,
-) -> Result<QueuePoint> {
+) -> Result<(QueuePoint, Latencies)> {
     let dir = fresh_dir(plan, &format!("queue-{queued}"))?;
     let mut broker = BrokerProcess::start(&plan.broker, &dir)?;
     let url = broker.url();
@@ -116,18 +118,19 @@ pub async fn queue_phase(
     let latencies: Latencies = swarm.stop().await?;
     drop(broker);
     clean_up(plan, &dir);
-    Ok(QueuePoint {
+    let point = QueuePoint {
         queued,
         submitted,
         memory_queued,
         store_queued,
         window_tasks,
         window: cpu.wall,
-        latencies: latencies.summarise(),
+        latencies: latencies.clone().summarise(),
         cpu,
         io,
         errors,
         progress,
         run_rates: Vec::new(),
-    })
+    };
+    Ok((point, latencies))
 }

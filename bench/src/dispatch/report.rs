@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::dispatch::broker::{Io, Memory, StoreSize};
 use crate::dispatch::latency::{LatencySummary, Rpc, find};
-use crate::dispatch::{DispatchPlan, EndToEnd, QueuePoint};
+use crate::dispatch::{DispatchPlan, EndToEnd, PacedRuns, QueuePoint};
 use crate::machine::Machine;
 use crate::stats::{human, minutes};
 use crate::targets::{
@@ -26,7 +26,7 @@ pub struct DispatchReport {
     pub plan: DispatchPlan,
     pub queue: Vec<QueuePoint>,
     /// The phase below saturation (`plan.paced`), if it ran.
-    pub paced: Option<QueuePoint>,
+    pub paced: Option<PacedRuns>,
     pub end_to_end: Vec<EndToEnd>,
     pub took: Duration,
     /// The commit the broker was built from (and uncommitted changes).
@@ -207,24 +207,28 @@ impl DispatchReport {
     }
 
     fn render_paced(&self, out: &mut String) {
-        let (Some(point), Some(paced)) = (&self.paced, &self.plan.paced) else {
+        let (Some(runs), Some(paced)) = (&self.paced, &self.plan.paced) else {
             return;
         };
         let _ = writeln!(
             out,
             "\n2. Below saturation: r=1, {} tasks queued (and the window's on top, as above); each agent takes {} (±50 %) over its cycle's tasks, \
-             so {} agents offer {:.0} tasks/s; latencies over {} tasks after the first {}",
-            point.queued,
+             so {} agents offer {:.0} tasks/s; latencies over {} tasks after the first {} in each of {} on fresh brokers, pooled",
+            runs.queued(),
             human(paced.task_time),
             self.plan.agents.agents,
             paced.offered(&self.plan.agents),
             paced.window,
             paced.warmup(),
+            match runs.runs.len() {
+                1 => "1 run".to_owned(),
+                n => format!("{n} runs"),
+            },
         );
         let _ = writeln!(
             out,
             "{:>9} | {:>8} {:>8} | {:>9} {:>9} {:>9} | {:>6} {:>7} {:>6}",
-            "queued",
+            "run",
             "offered",
             "tasks/s",
             "disp p50",
@@ -234,29 +238,48 @@ impl DispatchReport {
             "loadgen",
             "others"
         );
-        let dispatch = find(&point.latencies, Rpc::Dispatch);
-        let _ = writeln!(
-            out,
-            "{:>9} | {:>8.0} {:>8.0} | {:>9} {:>9} {:>9} | {:>6} {:>7} {:>6}",
-            point.queued,
-            paced.offered(&self.plan.agents),
-            point.tasks_per_second(),
-            dispatch.map_or("-".into(), |d| human(d.p50)),
-            dispatch.map_or("-".into(), |d| human(d.p99)),
-            dispatch.map_or("-".into(), |d| human(d.max)),
-            cores(point.cpu.cores(point.cpu.broker)),
-            cores(point.cpu.cores(point.cpu.bench)),
-            share(point.cpu.foreign_share),
-        );
-        if let Some(io) = point.io {
+        let offered = paced.offered(&self.plan.agents);
+        for (number, point) in runs.runs.iter().enumerate() {
+            let dispatch = find(&point.latencies, Rpc::Dispatch);
             let _ = writeln!(
                 out,
-                "  broker I/O in the window {}",
-                io_per_task(io, point.window_tasks)
+                "{:>9} | {:>8.0} {:>8.0} | {:>9} {:>9} {:>9} | {:>6} {:>7} {:>6}",
+                number + 1,
+                offered,
+                point.tasks_per_second(),
+                dispatch.map_or("-".into(), |d| human(d.p50)),
+                dispatch.map_or("-".into(), |d| human(d.p99)),
+                dispatch.map_or("-".into(), |d| human(d.max)),
+                cores(point.cpu.cores(point.cpu.broker)),
+                cores(point.cpu.cores(point.cpu.bench)),
+                share(point.cpu.foreign_share),
             );
         }
-        render_errors(out, "below saturation", &point.errors);
-        render_latencies(out, &point.latencies);
+        if runs.runs.len() > 1 {
+            let dispatch = runs.dispatch();
+            let _ = writeln!(
+                out,
+                "{:>9} | {:>8.0} {:>8.0} | {:>9} {:>9} {:>9} |",
+                "pooled",
+                offered,
+                runs.tasks_per_second(),
+                dispatch.map_or("-".into(), |d| human(d.p50)),
+                dispatch.map_or("-".into(), |d| human(d.p99)),
+                dispatch.map_or("-".into(), |d| human(d.max)),
+            );
+        }
+        for (number, point) in runs.runs.iter().enumerate() {
+            if let Some(io) = point.io {
+                let _ = writeln!(
+                    out,
+                    "  run {}: broker I/O in the window {}",
+                    number + 1,
+                    io_per_task(io, point.window_tasks)
+                );
+            }
+            render_errors(out, "below saturation", &point.errors);
+        }
+        render_latencies(out, &runs.latencies);
     }
 
     fn render_end_to_end(&self, out: &mut String) {
@@ -401,21 +424,25 @@ impl DispatchReport {
                     .then_some(memory.peak_rss <= MAX_QUEUED_RSS_BYTES),
             });
         }
-        if let Some(point) = &self.paced
-            && let Some(dispatch) = find(&point.latencies, Rpc::Dispatch)
+        if let Some(runs) = &self.paced
+            && let Some(dispatch) = runs.dispatch()
         {
-            let held = queue_named_by_target(point.queued);
+            let held = queue_named_by_target(runs.queued());
             let millis = dispatch.p99.as_secs_f64() * 1e3;
+            let pooled = match runs.runs.len() {
+                1 => String::new(),
+                n => format!(", {n} runs pooled"),
+            };
             targets.push(Target {
                 what: format!(
-                    "dispatch p99, {} queued, {:.0} tasks/s{held}",
-                    point.queued,
-                    point.tasks_per_second()
+                    "dispatch p99, {} queued, {:.0} tasks/s{pooled}{held}",
+                    runs.queued(),
+                    runs.tasks_per_second()
                 ),
                 measured: human(dispatch.p99),
                 target: format!("≤ {MAX_DISPATCH_P99_MILLIS} ms"),
                 ratio: millis / MAX_DISPATCH_P99_MILLIS,
-                met: (point.queued >= TARGET_QUEUED_TASKS)
+                met: (runs.queued() >= TARGET_QUEUED_TASKS)
                     .then_some(millis <= MAX_DISPATCH_P99_MILLIS),
             });
         }
@@ -457,13 +484,18 @@ impl DispatchReport {
                     "task_time_ms": paced.task_time.as_millis() as u64,
                     "window": paced.window,
                     "offered_tasks_per_second": paced.offered(&p.agents),
+                    "repeats": paced.repeats,
                 })),
                 "broker": p.broker_origin,
             },
             "took_s": self.took.as_secs_f64(),
             "broker_source": self.source,
             "queue": self.queue.iter().map(queue_point_json).collect::<Vec<_>>(),
-            "paced": self.paced.as_ref().map(queue_point_json),
+            "paced": self.paced.as_ref().map(|runs| json!({
+                "runs": runs.runs.iter().map(queue_point_json).collect::<Vec<_>>(),
+                "tasks_per_second": runs.tasks_per_second(),
+                "latencies": runs.latencies.iter().map(|l| l.to_json()).collect::<Vec<_>>(),
+            })),
             "end_to_end": self.end_to_end.iter().map(|run| json!({
                 "replicas": run.replicas,
                 "tasks": run.tasks(),
