@@ -152,7 +152,9 @@ fn record_from(row: &sqlx::sqlite::SqliteRow) -> AgentRecord {
     }
 }
 
-/// Every agent with its statistics, from its leases.
+/// Every agent with its statistics, from its leases: one scan of them all,
+/// grouped by agent (there is no index of leases by agent, see migration
+/// 0007).
 pub async fn list_with_stats(conn: &mut SqliteConnection) -> BrokerResult<Vec<AgentStats>> {
     let rows = sqlx::query(
         "SELECT a.id, a.name, a.os, a.arch, a.cores, a.memory_bytes, a.slots, a.version,
@@ -160,13 +162,16 @@ pub async fn list_with_stats(conn: &mut SqliteConnection) -> BrokerResult<Vec<Ag
                 a.results_invalid, a.streak,
                 (SELECT COALESCE(SUM(amount), 0) FROM ledger
                  WHERE to_account = 'agent:' || a.id AND kind = 'pay') AS earned,
-                COALESCE(SUM(CASE WHEN l.state = 'reported' AND l.status_kind = 1 THEN 1 ELSE 0 END), 0) AS ok,
-                COALESCE(SUM(CASE WHEN (l.state = 'reported' AND l.status_kind != 1) OR l.state = 'expired'
-                                  THEN 1 ELSE 0 END), 0) AS failed,
-                COALESCE(SUM(CASE WHEN l.state = 'reported' THEN l.fuel_consumed ELSE 0 END), 0) AS fuel,
-                COALESCE(SUM(CASE WHEN l.state = 'reported' THEN l.wall_time_ms ELSE 0 END), 0) AS busy
-         FROM agents a LEFT JOIN leases l ON l.agent_id = a.id
-         GROUP BY a.id ORDER BY a.registered_ms, a.id",
+                COALESCE(s.ok, 0) AS ok, COALESCE(s.failed, 0) AS failed,
+                COALESCE(s.fuel, 0) AS fuel, COALESCE(s.busy, 0) AS busy
+         FROM agents a LEFT JOIN (
+             SELECT agent_id,
+                    SUM(state = 'reported' AND status_kind = 1) AS ok,
+                    SUM((state = 'reported' AND status_kind != 1) OR state = 'expired') AS failed,
+                    SUM(CASE WHEN state = 'reported' THEN fuel_consumed END) AS fuel,
+                    SUM(CASE WHEN state = 'reported' THEN wall_time_ms END) AS busy
+             FROM leases GROUP BY agent_id) s ON s.agent_id = a.id
+         ORDER BY a.registered_ms, a.id",
     )
     .fetch_all(conn)
     .await?;

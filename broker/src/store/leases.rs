@@ -223,13 +223,16 @@ pub struct Report<'a> {
 
 /// True if the agent holds an active lease on a task of a workload whose
 /// module or reducer is `sha256`.
+///
+/// It looks among the active leases (at most the agents' slots' worth), not
+/// the agent's: leases have no index by agent (migration 0007).
 pub async fn agent_may_fetch(
     conn: &mut SqliteConnection,
     agent_id: &str,
     sha256: &str,
 ) -> BrokerResult<bool> {
     let row = sqlx::query(
-        "SELECT EXISTS (SELECT 1 FROM leases l JOIN workloads w ON w.id = l.workload_id
+        "SELECT EXISTS (SELECT 1 FROM leases l INDEXED BY leases_active_by_deadline JOIN workloads w ON w.id = l.workload_id
                         WHERE l.agent_id = ? AND l.state = 'active' AND w.module_sha256 = ?) AS may",
     )
     .bind(agent_id)

@@ -1,0 +1,11 @@
+-- No index of leases by agent (docs/performance.md, "The fourteenth
+-- session"). Every lease inserted an entry at its agent's place in it, a
+-- random page among a thousand agents', so each group commit wrote a page
+-- of it per lease (8 % of the pages of a paced run's commits); without it
+-- the paced dispatch p99 fell by a sixth over sixteen alternating pairs.
+-- What looked leases up by agent does without: the agents' statistics
+-- aggregate every lease in one scan (as the index's lookups visited every
+-- lease anyway, in random order), a module fetch's check looks among the
+-- active leases only (`leases_active_by_deadline`, at most the agents'
+-- slots' worth).
+DROP INDEX IF EXISTS leases_by_agent;
