@@ -84,8 +84,9 @@ impl Latencies {
         }
     }
 
-    /// The distribution of each kind that has samples, in `Rpc::ALL` order.
-    pub fn summarise(mut self) -> Vec<LatencySummary> {
+    /// The distribution of each kind that has samples, in `Rpc::ALL` order
+    /// (the samples are left sorted, and may still be merged).
+    pub fn summarise(&mut self) -> Vec<LatencySummary> {
         Rpc::ALL
             .iter()
             .filter_map(|&rpc| {

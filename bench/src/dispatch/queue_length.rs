@@ -115,7 +115,7 @@ pub async fn queue_phase(
     let progress = swarm.progress();
     let window_tasks = progress.counted - counted_start;
     let errors = swarm.errors();
-    let latencies: Latencies = swarm.stop().await?;
+    let mut latencies: Latencies = swarm.stop().await?;
     drop(broker);
     clean_up(plan, &dir);
     let point = QueuePoint {
@@ -125,7 +125,7 @@ pub async fn queue_phase(
         store_queued,
         window_tasks,
         window: cpu.wall,
-        latencies: latencies.clone().summarise(),
+        latencies: latencies.summarise(),
         cpu,
         io,
         errors,
